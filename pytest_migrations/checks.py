@@ -1,0 +1,271 @@
+"""The built-in checks, as plain functions over a :class:`~pytest_migrations.harness.Harness`.
+
+Each check returns ``None`` when it passes, returns a string (the reason) when the
+check does not apply (a revision declared irreversible has no downgrade to test), and
+raises :class:`~pytest_migrations.exceptions.MigrationCheckFailed` with a readable
+report when it finds a defect. Nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from alembic.autogenerate import produce_migrations, render_python_code
+from alembic.runtime.migration import RevisionStep
+from sqlalchemy import MetaData
+
+from .exceptions import ConfigurationError, MigrationCheckFailed, MigrationStepFailed, SchemaMismatch
+from .harness import Harness
+from .history import Revision
+from .schema import SchemaSnapshot
+
+CheckResult = str | None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A built-in check: its name, and whether it runs once per revision."""
+
+    name: str
+    per_revision: bool
+    doc: str
+
+
+CHECKS: dict[str, Check] = {
+    c.name: c
+    for c in (
+        Check("graph", False, "the revision files form a valid history"),
+        Check("single_head", False, "the history has the expected number of heads"),
+        Check("upgrade_to_head", False, "every revision upgrades from base to head in one walk"),
+        Check("stairway", True, "upgrade, downgrade, re-upgrade of one revision leave matching schemas"),
+        Check("downgrade_to_base", False, "every revision downgrades from head to base, leaving nothing behind"),
+        Check("drift", False, "the models match the schema at head: no migration is missing"),
+    )
+}
+
+
+def check_single_head(harness: Harness, expected: int) -> CheckResult:
+    graph = harness.graph
+    heads = graph.heads
+    if len(heads) == expected:
+        return None
+    lines = [f"{graph[h].label}" for h in heads]
+    fix = (
+        "merge them with `alembic merge heads -m \"merge\"`, or, if the branches are meant to stay apart, "
+        f"set migrations_expected_heads = {len(heads)}"
+    )
+    raise MigrationCheckFailed(
+        f"the history has {len(heads)} heads, expected {expected}",
+        [("heads", "\n".join(lines)), ("fix", fix)],
+    )
+
+
+def _describe_walk_failure(exc: MigrationStepFailed, revision: Revision) -> MigrationStepFailed:
+    """Reword a step failure that happened on another revision while walking up to ``revision``."""
+    if exc.where.revision in (None, revision.id):
+        return exc
+    exc.summary = (
+        f"cannot test {revision.short_id}: walking up to it, {exc.summary} "
+        f"(its own stairway item reports it in full)"
+    )
+    return exc
+
+
+def check_stairway(harness: Harness, revision: Revision) -> CheckResult:
+    """From the revision's parent: upgrade; downgrade; compare; upgrade again; compare."""
+    graph = harness.graph
+    index = graph.position[revision.id]
+    target = graph.prefix(index)
+    dbs, _ = harness.take_cursor(index)
+
+    def plan(session: Any) -> Iterator[RevisionStep]:
+        yield from session.walk_to(target, label="upgrade (walking to the revision's parent)")
+        before = harness.capture(session)
+        yield from session.step(revision.id, upgrade=True, label="upgrade")
+        if revision.irreversible:
+            return
+        after = harness.capture(session)
+        yield from session.step(revision.id, upgrade=False, label="downgrade")
+        _compare(before, harness.capture(session), revision, "downgrade", session)
+        yield from session.step(revision.id, upgrade=True, label="re-upgrade")
+        _compare(after, harness.capture(session), revision, "re-upgrade", session)
+
+    try:
+        harness.run(dbs, plan)
+    except MigrationStepFailed as exc:
+        harness.drop(dbs)
+        raise _describe_walk_failure(exc, revision) from exc.__cause__
+    except BaseException:
+        harness.drop(dbs)
+        raise
+    harness.return_cursor(dbs, index + 1)
+    if revision.irreversible:
+        return f"upgrade of {revision.short_id} passed; its downgrade is not tested: {revision.irreversible}"
+    return None
+
+
+def _compare(expected: SchemaSnapshot, actual: SchemaSnapshot, revision: Revision, step: str, session: Any) -> None:
+    diff = expected.diff(actual)
+    if not diff:
+        return
+    db = f" (database {session.index})" if session.index else ""
+    if step == "downgrade":
+        summary = (
+            f"downgrade of revision {revision.label} does not undo its upgrade{db}: "
+            f"{len(diff)} difference(s) from the schema before the upgrade"
+        )
+        lines = diff.render_lines(expected="before the upgrade", actual="after the downgrade")
+        fix = (
+            f"make downgrade() in {revision.path.name} reverse every operation of upgrade() "
+            "(objects marked + were left behind, - were removed or not restored, ~ were changed)"
+        )
+    else:
+        summary = (
+            f"re-upgrade of revision {revision.label} after its downgrade gives a different schema "
+            f"from the first upgrade{db}: {len(diff)} difference(s)"
+        )
+        lines = diff.render_lines(expected="after the first upgrade", actual="after the re-upgrade")
+        fix = f"the downgrade of {revision.path.name} leaves state that changes what its upgrade does"
+    raise SchemaMismatch(
+        summary,
+        [("revision", f"{revision.id} in {revision.path}"), ("differences", "\n".join(lines)), ("fix", fix)],
+    )
+
+
+def check_upgrade_to_head(harness: Harness) -> CheckResult:
+    """Upgrade a fresh database from base to every head in a single env.py run, as production does."""
+    graph = harness.graph
+    dbs = harness.create()
+    everything = frozenset(rev.id for rev in graph.order)
+    heads: list[tuple[str, ...]] = []
+
+    def plan(session: Any) -> Iterator[RevisionStep]:
+        yield from session.walk_to(everything)
+        heads.append(tuple(session.context.get_current_heads()))
+
+    try:
+        harness.run(dbs, plan)
+    except BaseException:
+        harness.drop(dbs)
+        raise
+    expected = set(graph.heads_of(everything))
+    if any(set(h) != expected for h in heads):
+        harness.drop(dbs)
+        raise MigrationCheckFailed(
+            "after upgrading to head the version table does not hold the heads of the history",
+            [("expected", ", ".join(sorted(expected))), ("found", "; ".join(", ".join(h) for h in heads))],
+        )
+    harness.keep_checkpoint(dbs, len(graph))
+    harness.drop(dbs)
+    return None
+
+
+def check_downgrade_to_base(harness: Harness) -> CheckResult:
+    """From head, downgrade every revision to base in one env.py run; nothing may be left behind."""
+    graph = harness.graph
+    blocked = [rev for rev in graph.order if rev.irreversible]
+    stop = max((graph.position[rev.id] for rev in blocked), default=-1)
+    floor = graph.prefix(stop + 1)
+    dbs = harness.database_at(len(graph))
+    leftovers: list[SchemaSnapshot] = []
+
+    def plan(session: Any) -> Iterator[RevisionStep]:
+        yield from session.walk_to(floor)
+        if not floor:
+            leftovers.append(harness.capture(session))
+
+    try:
+        harness.run(dbs, plan)
+    finally:
+        harness.drop(dbs)
+    if stop >= 0:
+        rev = graph.order[stop]
+        return (
+            f"downgraded from head down to {rev.short_id}, which is irreversible ({rev.irreversible}); "
+            "the revisions below it were not downgraded"
+        )
+    for snapshot in leftovers:
+        diff = SchemaSnapshot({}, snapshot.dialect).diff(snapshot)
+        if diff:
+            raise SchemaMismatch(
+                f"downgrading every revision to base leaves {len(diff)} object(s) behind",
+                [
+                    ("left behind", "\n".join(diff.render_lines("in an empty database", "after downgrading to base"))),
+                    ("fix", "some downgrade() does not drop what its upgrade() creates; the stairway items show which"),
+                ],
+            )
+    return None
+
+
+def load_models(path: str) -> MetaData:
+    """Import ``package.module:attribute`` (a MetaData, or a declarative base with ``.metadata``)."""
+    module_name, _, attribute = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in (attribute or "metadata").split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"cannot load the models {path!r}: {type(exc).__name__}: {exc}; "
+            "migrations_models takes module.path:attribute, e.g. myapp.models:Base.metadata"
+        ) from exc
+    metadata = getattr(obj, "metadata", obj)
+    if not isinstance(metadata, MetaData):
+        raise ConfigurationError(f"migrations_models {path!r} is a {type(obj).__name__}, not a MetaData")
+    return metadata
+
+
+def check_drift(harness: Harness, models: str | None = None) -> CheckResult:
+    """At head, the models must match the migrated database (``alembic check``, with the fix shown)."""
+    override = load_models(models) if models else None
+    dbs = harness.database_at(len(harness.graph))
+    reports: list[str] = []
+
+    def plan(session: Any) -> Iterator[RevisionStep]:
+        context = session.context
+        metadata = override if override is not None else context.opts.get("target_metadata")
+        if metadata is None:
+            raise ConfigurationError(
+                "drift needs the models: env.py passes no target_metadata to context.configure(); "
+                "set target_metadata in env.py, or migrations_models = myapp.models:Base.metadata"
+            )
+        script = produce_migrations(context, metadata)
+        if not script.upgrade_ops.is_empty():
+            reports.append(render_python_code(script.upgrade_ops).strip())
+        return
+        yield  # a plan is a generator even when it runs no step
+
+    try:
+        sessions = harness.run(dbs, plan)
+    finally:
+        harness.drop(dbs)
+    if reports:
+        raise MigrationCheckFailed(
+            "the models do not match the schema at head: a migration is missing",
+            [
+                ("the missing migration (what `alembic revision --autogenerate` would write)", "\n\n".join(reports)),
+                ("compared", _comparisons(sessions[0].context.opts)),
+            ],
+        )
+    return None
+
+
+def _comparisons(opts: dict[str, Any]) -> str:
+    off = []
+    if opts.get("compare_type") is False:
+        off.append("column types (compare_type=False)")
+    if not opts.get("compare_server_default"):
+        off.append("server defaults (compare_server_default is off)")
+    if not off:
+        return "tables, columns, types, server defaults, indexes, unique and foreign key constraints"
+    return (
+        "tables, columns, indexes, unique and foreign key constraints; NOT compared: "
+        + ", ".join(off)
+        + ". Turn them on in env.py's context.configure() to check them too."
+    )
+
+
+CheckFunction = Callable[..., CheckResult]

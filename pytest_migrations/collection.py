@@ -1,0 +1,108 @@
+"""The built-in check items: one per check, and one per revision for the stairway.
+
+Items are collected from the Alembic ``env.py`` (never imported: the collector is a
+``pytest.File``), so node ids read ``migrations/env.py::stairway[3f2a9c1d7e01]`` and
+``-k``, ``--lf``, ``--deselect`` and xdist work as for any test. The revision graph is
+built from the files alone, so ``--collect-only`` needs no database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .checks import (
+    CHECKS,
+    Check,
+    check_downgrade_to_base,
+    check_drift,
+    check_single_head,
+    check_stairway,
+    check_upgrade_to_head,
+)
+from .exceptions import MigrationsError, RevisionGraphError
+from .history import Revision
+from .state import project_key, settings_key
+from .urls import mask_passwords
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr  # the one tolerable _pytest import: typing only
+
+check_key = pytest.StashKey[Check]()
+revision_key = pytest.StashKey[Revision]()
+graph_error_key = pytest.StashKey[RevisionGraphError]()
+
+
+class MigrationItem(pytest.Function):
+    """One built-in check, applied to the history or to one revision."""
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | TerminalRepr:  # type: ignore[override]
+        if isinstance(excinfo.value, MigrationsError):
+            return mask_passwords(excinfo.value.render())
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        revision = self.stash.get(revision_key, None)
+        path = revision.path if revision is not None else self.path
+        return path, 0, self.name
+
+
+def _run_item(request: pytest.FixtureRequest, _migrations_harness: Any) -> None:
+    """Body shared by every built-in item: dispatch to the check of the item."""
+    __tracebackhide__ = True
+    item = request.node
+    if graph_error_key in item.stash:
+        raise item.stash[graph_error_key]
+    check = item.stash[check_key]
+    settings = item.config.stash[settings_key]
+    harness = _migrations_harness
+    if check.name == "graph":
+        result = None
+    elif check.name == "single_head":
+        result = check_single_head(harness, settings.expected_heads)
+    elif check.name == "stairway":
+        result = check_stairway(harness, item.stash[revision_key])
+    elif check.name == "upgrade_to_head":
+        result = check_upgrade_to_head(harness)
+    elif check.name == "downgrade_to_base":
+        result = check_downgrade_to_base(harness)
+    else:
+        result = check_drift(harness, settings.models)
+    if result is not None:
+        pytest.skip(result)
+
+
+class MigrationsCollector(pytest.File):
+    """Collects the built-in checks of the Alembic environment whose env.py this is."""
+
+    def collect(self) -> Iterator[MigrationItem]:
+        settings = self.config.stash[settings_key]
+        project = self.config.stash[project_key]
+        try:
+            graph = project.graph
+        except RevisionGraphError as exc:
+            item = self._item(CHECKS["graph"], "graph")
+            item.stash[graph_error_key] = exc
+            yield item
+            return
+        for name in settings.checks:
+            check = CHECKS[name]
+            if not check.per_revision:
+                yield self._item(check, name)
+                continue
+            for revision in graph.order:
+                item = self._item(check, f"{name}[{revision.short_id}]")
+                item.stash[revision_key] = revision
+                if revision.id in settings.skip_revisions or revision.short_id in settings.skip_revisions:
+                    item.add_marker(pytest.mark.skip(reason=f"{revision.short_id} is listed in migrations_skip"))
+                yield item
+
+    def _item(self, check: Check, name: str) -> MigrationItem:
+        # No originalname: pytest >= 9.2 builds the node id from it, and the id must carry the revision.
+        item = MigrationItem.from_parent(self, name=name, callobj=_run_item)
+        item.stash[check_key] = check
+        item.add_marker(pytest.mark.migrations)
+        return item

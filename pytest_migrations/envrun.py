@@ -1,0 +1,236 @@
+"""Run the user's env.py once and execute a whole plan of steps inside it.
+
+Alembic runs ``env.py`` once per command, and ``env.py`` calls
+``context.run_migrations()``, which asks a *migrations function* for the steps to run.
+The ``alembic upgrade`` command passes a function returning a list; we pass a
+generator (``EnvironmentContext(config, script, fn=...)``). Each step we yield is run
+by Alembic exactly as ``alembic upgrade`` would run it (its transaction handling, its
+version-table bookkeeping, the ``include_object``/``render_as_batch``/... options env.py
+configured), and between two steps our code runs on the very same connection: that is
+where schema snapshots are taken. A walk of N steps therefore costs N migrations, not N
+runs of env.py and N connections.
+
+A *plan* is a generator function ``plan(session) -> Iterator[RevisionStep]`` that
+yields steps through :meth:`Session.step` and may call :meth:`Session.capture` or use
+:attr:`Session.connection` between them. The ``multidb`` template runs the migrations
+function once per database; the plan is then run once per database, each with its own
+:class:`Session`.
+
+Safety lives here too: env.py is handed the URL of a throwaway database, and
+:func:`guard` refuses, *before any step runs*, a connection to any other
+database (an env.py that reads ``DATABASE_URL`` or hard-codes a URL).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext, RevisionStep
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL, Connection, make_url
+
+from .exceptions import (
+    ConfigurationError,
+    MigrationCheckFailed,
+    MigrationsError,
+    MigrationStepFailed,
+    StepContext,
+    UnsafeTargetError,
+)
+from .history import RevisionGraph
+from .project import AlembicProject
+from .urls import database_identity, mask
+
+ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "aiomysql", "mariadb": "aiomysql"}
+
+
+@dataclass
+class Session:
+    """The live state of one env.py run, as seen by a plan."""
+
+    context: MigrationContext
+    script: ScriptDirectory
+    graph: RevisionGraph
+    applied: set[str]
+    """Revisions applied in the database right now (ancestors of the version table's heads)."""
+    index: int = 0
+    """Which run of the migrations function this is (0, or the database's index in multidb)."""
+    completed: list[tuple[str, str]] = field(default_factory=list)
+    """``(step label, revision)`` of every step that finished in this run."""
+    pending: tuple[str, str] | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+    """Whatever the plan chooses to keep (snapshots, diffs), readable after the run."""
+
+    @property
+    def connection(self) -> Connection:
+        conn = self.context.connection
+        assert conn is not None, "env.py ran in offline mode"
+        return conn
+
+    def step(self, revision: str, *, upgrade: bool, label: str | None = None) -> Iterator[RevisionStep]:
+        """Yield one exact step (``yield from session.step(rev, upgrade=True)``)."""
+        label = label or ("upgrade" if upgrade else "downgrade")
+        self.pending = (label, revision)
+        yield RevisionStep(self.script.revision_map, self.script.get_revision(revision), upgrade)
+        self.pending = None
+        self.completed.append((label, revision))
+        if upgrade:
+            self.applied.add(revision)
+        else:
+            self.applied.discard(revision)
+
+    def walk_to(self, target: frozenset[str], label: str | None = None) -> Iterator[RevisionStep]:
+        """Yield the steps that turn the applied set into ``target``: downgrades first, newest first."""
+        for rid in self.graph.sorted(self.applied - target, reverse=True):
+            yield from self.step(rid, upgrade=False, label=label)
+        for rid in self.graph.sorted(target - self.applied):
+            yield from self.step(rid, upgrade=True, label=label)
+
+
+Plan = Callable[[Session], Iterator[RevisionStep]]
+
+
+def guard(environment: EnvironmentContext, allowed: frozenset[tuple[str, ...]]) -> EnvironmentContext:
+    """Make ``environment.configure`` refuse a connection to any database outside ``allowed``.
+
+    The check replaces ``configure`` on the instance (``from alembic import context``
+    proxies whatever the instance has), so it runs before Alembic touches the
+    connection: not even the version table is created on a foreign database.
+    """
+    original = environment.configure
+
+    def configure(connection: Connection | None = None, url: str | URL | None = None, **kw: Any) -> None:
+        if connection is None:
+            shown = mask(make_url(url)) if url else "no connection"
+            raise UnsafeTargetError(
+                f"env.py called context.configure() without a connection ({shown}); the plugin only runs "
+                "migrations online, on a connection to its own test database"
+            )
+        if database_identity(connection.engine.url) not in allowed:
+            raise UnsafeTargetError(
+                f"env.py connected to {mask(connection.engine.url)}, not to the test database the plugin "
+                "created; no migration was run on it. Make env.py honour the URL it is given: build the "
+                'engine from config.get_main_option("sqlalchemy.url") (or engine_from_config(config.get_section('
+                "config.config_ini_section)) as the alembic templates do), or use "
+                'config.attributes["connection"] when it is set, instead of DATABASE_URL or a hard-coded URL.'
+            )
+        original(connection=connection, url=url, **kw)
+
+    environment.configure = configure  # type: ignore[method-assign]
+    return environment
+
+
+def driver_url(url: URL, project: AlembicProject) -> URL:
+    """The URL env.py is given: switched to the async driver when env.py is async."""
+    if not project.is_async or url.get_dialect().is_async:
+        return url
+    backend = url.get_backend_name()
+    driver = ASYNC_DRIVERS.get(backend)
+    if driver is None:
+        raise ConfigurationError(f"env.py is async, and there is no known async driver for {backend}")
+    return url.set(drivername=f"{backend}+{driver}")
+
+
+class EnvRunner:
+    """Runs plans through the user's env.py against a fixed set of throwaway databases.
+
+    :param urls: one URL per database section (see :attr:`AlembicProject.database_names`).
+    """
+
+    def __init__(self, project: AlembicProject, urls: Mapping[str, URL]) -> None:
+        self.project = project
+        self.urls = {name: driver_url(url, project) for name, url in urls.items()}
+        self.config = project.make_config()
+        for name, url in self.urls.items():
+            rendered = url.render_as_string(hide_password=False).replace("%", "%%")
+            self.config.set_section_option(name, "sqlalchemy.url", rendered)
+        self._allowed = frozenset(database_identity(url) for url in self.urls.values())
+
+    def run(self, plan: Plan, applied: frozenset[str] | None = None) -> list[Session]:
+        """Run env.py once; run ``plan`` inside it; return one :class:`Session` per database.
+
+        :param applied: what is applied in the database, when the caller knows; otherwise
+            it is read from the version table's heads.
+        :raises MigrationStepFailed: a step or env.py raised; the error names it.
+        """
+        project, graph = self.project, self.project.graph
+        script = project.script
+        sessions: list[Session] = []
+
+        def migrations_fn(heads: tuple[str, ...], context: MigrationContext) -> Iterator[RevisionStep]:
+            known = set(applied) if applied is not None else set(graph.ancestors(heads))
+            session = Session(context=context, script=script, graph=graph, applied=known, index=len(sessions))
+            sessions.append(session)
+            return plan(session)
+
+        environment = guard(EnvironmentContext(self.config, script, fn=migrations_fn), self._allowed)
+        try:
+            with environment:
+                script.run_env()
+        except MigrationsError as exc:
+            if isinstance(exc, MigrationCheckFailed) or not sessions or sessions[-1].pending is None:
+                raise
+            raise self._step_failed(sessions[-1], exc) from exc
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+                raise
+            if sessions and sessions[-1].pending is not None:
+                raise self._step_failed(sessions[-1], exc) from exc
+            raise self._env_failed(exc) from exc
+        return sessions
+
+    def _step_failed(self, session: Session, exc: BaseException) -> MigrationStepFailed:
+        assert session.pending is not None
+        label, rid = session.pending
+        rev = self.project.graph[rid]
+        where = StepContext(rid, rev.path, label, tuple(r for _, r in session.completed))
+        summary = f"{label} of revision {rev.label} raised {type(exc).__name__}: {exc}"
+        sections = [("raised at", _user_frames(exc, rev.path))]
+        if isinstance(exc, NotImplementedError) and label == "downgrade":
+            sections.append(
+                (
+                    "fix",
+                    f"if {rev.path.name} cannot be downgraded by design, declare it: add `irreversible = True` "
+                    "(or a string saying why) at module level, or list the revision in migrations_irreversible",
+                )
+            )
+        transactional = session.context.impl.transactional_ddl
+        if not transactional:
+            done = ", ".join(f"{lbl} {r[:12]}" for lbl, r in session.completed) or "nothing"
+            sections.append(
+                (
+                    "database state",
+                    f"{session.context.dialect.name} has no transactional DDL: the statements of {rev.id[:12]} "
+                    f"that ran before the error stay applied. Steps completed before it in this walk: {done}",
+                )
+            )
+        return MigrationStepFailed(summary, where, exc, sections)
+
+    def _env_failed(self, exc: BaseException) -> MigrationStepFailed:
+        env = self.project.env_path
+        summary = f"env.py ({env}) raised {type(exc).__name__}: {mask_text(str(exc), self.urls.values())}"
+        where = StepContext(None, env, "env.py")
+        return MigrationStepFailed(summary, where, exc, [("raised at", _user_frames(exc, env))])
+
+
+def mask_text(text: str, urls: Any) -> str:
+    """Remove any password of ``urls`` from ``text``."""
+    for url in urls:
+        if url.password:
+            text = text.replace(str(url.password), "***")
+    return text
+
+
+def _user_frames(exc: BaseException, focus: Path) -> str:
+    """The traceback lines in user files (migration scripts, env.py), innermost last."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    site = ("site-packages", "/alembic/", "/sqlalchemy/", "pytest_migrations")
+    user = [f for f in frames if not any(s in f.filename for s in site)] or frames[-3:]
+    lines = [f"{f.filename}:{f.lineno} in {f.name}\n    {f.line}" for f in user]
+    lines.append(f"{type(exc).__name__}: {exc}")
+    return "\n".join(lines)

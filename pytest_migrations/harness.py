@@ -1,0 +1,182 @@
+"""The per-process workbench: throwaway databases at any point of the history, cheaply.
+
+Every check and every :class:`~pytest_migrations.runner.MigrationRunner` needs a
+database in a given state: *the first k revisions of the graph order applied*. Walking
+from base for each one would make a stairway over N revisions cost N² steps. The
+:class:`Harness` instead keeps
+
+- a **cursor**: one database that walks forward as stairway items run, so items taken in
+  order cost one step each; and
+- **checkpoints**: copies of the cursor every few positions (a file copy on SQLite,
+  ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL), so an item behind the cursor (``-k``,
+  ``--lf``, random order, xdist) restores the nearest checkpoint and walks a few steps.
+
+Every database belongs to this process (names carry the run and worker id) and is
+dropped by :meth:`Harness.close`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from alembic.runtime.migration import RevisionStep
+from sqlalchemy.engine import URL
+
+from .backends import Backend, database_name, run_id
+from .envrun import EnvRunner, Plan, Session
+from .history import RevisionGraph
+from .project import AlembicProject
+from .schema import SchemaSnapshot, SnapshotTaker
+
+
+@dataclass(frozen=True)
+class DatabaseSet:
+    """The databases of one test database "slot": one per env.py database section."""
+
+    names: dict[str, str]
+    """Config section -> database name."""
+    urls: dict[str, URL]
+
+    @property
+    def key(self) -> str:
+        return next(iter(self.names.values()))
+
+
+class Harness:
+    """Makes, positions, snapshots and drops the throwaway databases of one process."""
+
+    def __init__(
+        self, project: AlembicProject, backend: Backend, *, worker: str | None = None, checkpoint_every: int = 8
+    ) -> None:
+        self.project = project
+        self.backend = backend
+        self.worker = worker
+        self.checkpoint_every = max(1, checkpoint_every)
+        self.snapshots = SnapshotTaker()
+        self._serial = itertools.count(1)
+        self._runners: dict[str, EnvRunner] = {}
+        self._cursor: tuple[DatabaseSet, int] | None = None
+        self._checkpoints: dict[int, DatabaseSet] = {}
+        self._owned: dict[str, DatabaseSet] = {}
+
+    @property
+    def graph(self) -> RevisionGraph:
+        return self.project.graph
+
+    # ------------------------------------------------------------------ databases
+
+    def _names(self) -> dict[str, str]:
+        serial = next(self._serial)
+        sections = self.project.database_names
+        multi = len(sections) > 1
+        return {s: database_name(run_id(), self.worker, serial, s if multi else None) for s in sections}
+
+    def create(self) -> DatabaseSet:
+        """A new set of empty databases."""
+        names = self._names()
+        dbs = DatabaseSet(names, {s: self.backend.create(n) for s, n in names.items()})
+        self._owned[dbs.key] = dbs
+        return dbs
+
+    def clone(self, source: DatabaseSet) -> DatabaseSet:
+        names = self._names()
+        dbs = DatabaseSet(names, {s: self.backend.clone(source.names[s], n) for s, n in names.items()})
+        self._owned[dbs.key] = dbs
+        return dbs
+
+    def drop(self, dbs: DatabaseSet) -> None:
+        self._runners.pop(dbs.key, None)
+        self._owned.pop(dbs.key, None)
+        for name in dbs.names.values():
+            self.backend.drop(name)
+
+    def close(self) -> None:
+        """Drop every database of this process."""
+        for dbs in list(self._owned.values()):
+            self.drop(dbs)
+        self._cursor = None
+        self._checkpoints.clear()
+        self.backend.close()
+
+    # ------------------------------------------------------------------ running
+
+    def runner(self, dbs: DatabaseSet) -> EnvRunner:
+        if dbs.key not in self._runners:
+            self._runners[dbs.key] = EnvRunner(self.project, dbs.urls)
+        return self._runners[dbs.key]
+
+    def run(self, dbs: DatabaseSet, plan: Plan) -> list[Session]:
+        """Run ``plan`` through env.py on ``dbs``."""
+        return self.runner(dbs).run(plan)
+
+    def capture(self, session: Session) -> SchemaSnapshot:
+        """Snapshot the live database of ``session``, leaving out Alembic's version table."""
+        context = session.context
+        schemas: list[str | None] = [None]
+        for schema in context.opts.get("include_schemas") and _extra_schemas(session) or ():
+            schemas.append(schema)
+        return self.snapshots.capture(session.connection, exclude_tables=[_version_table(session)], schemas=schemas)
+
+    # ------------------------------------------------------------------ positions
+
+    def take_cursor(self, position: int) -> tuple[DatabaseSet, int]:
+        """A database of this process at some position ``<= position``; the caller walks the rest.
+
+        The caller owns it until :meth:`return_cursor` (on success) or :meth:`drop`.
+        """
+        if self._cursor is not None and self._cursor[1] <= position:
+            cursor, self._cursor = self._cursor, None
+            return cursor
+        best = max((p for p in self._checkpoints if p <= position), default=None)
+        if best is None:
+            return self.create(), 0
+        return self.clone(self._checkpoints[best]), best
+
+    def return_cursor(self, dbs: DatabaseSet, position: int) -> None:
+        """Keep ``dbs`` (now at ``position``) as the cursor, checkpointing it when due."""
+        if self._cursor is not None:
+            self.drop(self._cursor[0])
+        last = max((p for p in self._checkpoints if p <= position), default=0)
+        if position - last >= self.checkpoint_every:
+            self.keep_checkpoint(dbs, position)
+        self._cursor = (dbs, position)
+
+    def keep_checkpoint(self, dbs: DatabaseSet, position: int) -> None:
+        if position not in self._checkpoints:
+            self._checkpoints[position] = self.clone(dbs)
+
+    def database_at(self, position: int) -> DatabaseSet:
+        """A new database set with the first ``position`` revisions of the graph order applied."""
+        best = max((p for p in self._checkpoints if p <= position), default=None)
+        dbs = self.create() if best is None else self.clone(self._checkpoints[best])
+        if best != position:
+            target = self.graph.prefix(position)
+
+            def plan(session: Session) -> Iterator[RevisionStep]:
+                yield from session.walk_to(target, label="upgrade (walking to the starting revision)")
+
+            try:
+                self.run(dbs, plan)
+            except BaseException:
+                self.drop(dbs)
+                raise
+            if position == len(self.graph) or position % self.checkpoint_every == 0:
+                self.keep_checkpoint(dbs, position)
+        return dbs
+
+
+def _version_table(session: Session) -> str:
+    context = session.context
+    schema = context.version_table_schema
+    return f"{schema}.{context.version_table}" if schema else context.version_table
+
+
+def _extra_schemas(session: Session) -> list[str]:
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(session.connection)
+    default = inspector.default_schema_name
+    ignore = {default, "information_schema", "pg_catalog", "pg_toast", "mysql", "performance_schema", "sys"}
+    return [s for s in inspector.get_schema_names() if s not in ignore and not s.startswith("pg_")]

@@ -1,0 +1,104 @@
+"""The pytest11 entry point (``-p no:migrations`` disables it): hooks only, delegating the work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import alembic
+import pytest
+
+from .collection import MigrationsCollector
+from .exceptions import MigrationsError
+from .fixtures import _migrations_harness, migration_graph, migration_revision, migration_runner
+from .schema import SchemaSnapshot
+from .settings import Settings, add_options
+from .state import get_project, settings_key, try_project
+
+__all__ = ["_migrations_harness", "migration_graph", "migration_revision", "migration_runner"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "migrations: a built-in Alembic migration check of pytest-migrations")
+    settings = Settings.from_config(config)
+    config.stash[settings_key] = settings
+    if not settings.enabled:
+        return
+    try:
+        project = get_project(config)
+    except MigrationsError as exc:
+        raise pytest.UsageError(f"--migrations: {exc.render()}") from exc
+    anchor = project.env_path.resolve()
+    covered = any(_covers(arg, anchor, config.invocation_params.dir) for arg in config.args)
+    if not covered:
+        config.args.append(str(anchor))
+
+
+def _covers(arg: str, anchor: Path, cwd: Path) -> bool:
+    path = (cwd / arg.split("::")[0]).resolve()
+    return path == anchor or path in anchor.parents
+
+
+def _is_anchor(config: pytest.Config, file_path: Path) -> bool:
+    if file_path.name != "env.py" or not config.stash[settings_key].enabled:
+        return False
+    project = try_project(config)
+    return project is not None and file_path.resolve() == project.env_path.resolve()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> MigrationsCollector | None:
+    # env.py found while recursing a directory; when it is a command-line argument, pytest's
+    # python plugin claims it instead and pytest_pycollect_makemodule below answers.
+    if parent.session.isinitpath(file_path) or not _is_anchor(parent.config, file_path):
+        return None
+    return MigrationsCollector.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> MigrationsCollector | None:
+    """Collect env.py given on the command line as checks, never import it as a test module."""
+    if not _is_anchor(parent.config, module_path):
+        return None
+    return MigrationsCollector.from_parent(parent, path=module_path)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "migration_revision" not in metafunc.fixturenames:
+        return
+    try:
+        order = get_project(metafunc.config).graph.order
+    except MigrationsError as exc:
+        raise pytest.UsageError(f"migration_revision: {exc.render()}") from exc
+    metafunc.parametrize("migration_revision", order, ids=[rev.short_id for rev in order], indirect=True)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    settings = config.stash.get(settings_key, None)
+    if settings is None or not settings.enabled:
+        return None
+    project = try_project(config)
+    if project is None:
+        return None
+    try:
+        graph = project.graph
+        size = f"{len(graph)} revisions, {len(graph.heads)} head(s)"
+    except MigrationsError:
+        size = "revision history broken (see the graph item)"
+    return (
+        f"migrations: alembic {alembic.__version__}, script_location={project.script_location}, {size}, "
+        f"database {', '.join(settings.databases)}"
+    )
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:
+    if op == "==" and isinstance(left, SchemaSnapshot) and isinstance(right, SchemaSnapshot):
+        diff = left.diff(right)
+        return [
+            f"database schemas differ ({len(diff)} difference(s)):",
+            *diff.render_lines(expected="on the left", actual="on the right"),
+        ]
+    return None

@@ -1,0 +1,175 @@
+"""The user's Alembic project on disk: where its config is, and what its env.py needs.
+
+An :class:`AlembicProject` is everything that can be known without a database: the
+config file(s) (``alembic.ini``, ``[tool.alembic]`` in ``pyproject.toml``, or both, as
+the ``pyproject`` template writes them), the script directory, the revision graph, and
+the shape of ``env.py`` (sync or async, one database or the ``multidb`` template's
+several). It is built once per process and shared by every check.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from configparser import Error as ConfigParserError
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
+from .exceptions import ConfigurationError
+from .history import RevisionGraph, load_graph
+
+_ASYNC_ENV = re.compile(r"async_engine_from_config|create_async_engine|AsyncEngine|run_sync\(")
+
+
+@dataclass(frozen=True)
+class ProjectLocation:
+    """Which files configure the Alembic project."""
+
+    ini: Path | None
+    toml: Path | None
+    section: str = "alembic"
+
+    @property
+    def describe(self) -> str:
+        files = [str(p) for p in (self.ini, self.toml) if p is not None]
+        return " + ".join(files)
+
+
+def locate_project(rootdir: Path, explicit: Path | None, section: str) -> ProjectLocation:
+    """Find the Alembic config: an explicit path, else ``alembic.ini`` / ``pyproject.toml`` in ``rootdir``."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigurationError(
+                f"the Alembic config {explicit} does not exist; fix --migrations-config / migrations_config"
+            )
+        if explicit.suffix == ".toml":
+            ini = explicit.parent / "alembic.ini"
+            return ProjectLocation(ini if ini.is_file() else None, explicit, section)
+        toml = explicit.parent / "pyproject.toml"
+        return ProjectLocation(explicit, toml if _has_tool_alembic(toml) else None, section)
+    ini = rootdir / "alembic.ini"
+    toml = rootdir / "pyproject.toml"
+    found = ProjectLocation(ini if ini.is_file() else None, toml if _has_tool_alembic(toml) else None, section)
+    if found.ini is None and found.toml is None:
+        raise ConfigurationError(
+            f"no alembic.ini and no [tool.alembic] in pyproject.toml under {rootdir}; "
+            "point the plugin at your Alembic config with --migrations-config PATH "
+            "(or migrations_config = PATH in the pytest ini)"
+        )
+    return found
+
+
+def _has_tool_alembic(toml: Path) -> bool:
+    if not toml.is_file():
+        return False
+    import tomllib
+
+    try:
+        data = tomllib.loads(toml.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, OSError):
+        return False
+    return "alembic" in data.get("tool", {})
+
+
+class AlembicProject:
+    """One Alembic environment: config, scripts, graph and env.py, without a database."""
+
+    def __init__(self, location: ProjectLocation, irreversible: tuple[str, ...] = ()) -> None:
+        self.location = location
+        self._irreversible = irreversible
+        self.script = ScriptDirectory.from_config(self.make_config())
+
+    def make_config(self) -> Config:
+        """A fresh :class:`~alembic.config.Config`, validated: the section and script_location exist."""
+        loc = self.location
+        config = Config(
+            file_=str(loc.ini) if loc.ini else None,
+            toml_file=str(loc.toml) if loc.toml else None,
+            ini_section=loc.section,
+        )
+        if loc.ini is not None:
+            try:
+                has_section = config.file_config.has_section(loc.section)
+            except ConfigParserError as exc:
+                raise ConfigurationError(f"{loc.ini} cannot be parsed: {exc}") from exc
+            if not has_section and loc.toml is None:
+                sections = ", ".join(config.file_config.sections()) or "none"
+                raise ConfigurationError(
+                    f"{loc.ini} has no [{loc.section}] section (sections: {sections}); "
+                    "fix --migrations-section / migrations_section"
+                )
+        try:
+            location = config.get_alembic_option("script_location")
+        except CommandError as exc:
+            raise ConfigurationError(f"{loc.describe}: {exc}") from exc
+        if not location:
+            raise ConfigurationError(
+                f"{loc.describe} sets no script_location in [{loc.section}]; "
+                "add script_location = <folder with env.py and versions/>"
+            )
+        return config
+
+    @property
+    def script_location(self) -> Path:
+        return Path(self.script.dir)
+
+    @property
+    def env_path(self) -> Path:
+        return self.script_location / "env.py"
+
+    def check_layout(self) -> None:
+        """Raise :class:`ConfigurationError` unless the script directory and env.py exist."""
+        if not self.script_location.is_dir():
+            raise ConfigurationError(
+                f"script_location {self.script_location} (from {self.location.describe}) is not a directory; "
+                "fix script_location, or run `alembic init` there"
+            )
+        if not self.env_path.is_file():
+            raise ConfigurationError(f"{self.env_path} does not exist; every Alembic environment needs an env.py")
+
+    @cached_property
+    def graph(self) -> RevisionGraph:
+        """The revision graph; raises :class:`~pytest_migrations.exceptions.RevisionGraphError` when broken."""
+        self.check_layout()
+        return load_graph(self.script, self._irreversible)
+
+    @cached_property
+    def env_source(self) -> str:
+        return self.env_path.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def is_async(self) -> bool:
+        """Whether env.py builds an async engine (the ``async`` templates): it then needs an async driver."""
+        return bool(_ASYNC_ENV.search(self.env_source))
+
+    @cached_property
+    def database_names(self) -> tuple[str, ...]:
+        """The config sections env.py reads ``sqlalchemy.url`` from.
+
+        One (the main section) for every template but ``multidb``, whose ``databases``
+        option lists one section per database.
+        """
+        config = self.make_config()
+        names = config.get_main_option("databases", "") or ""
+        listed = tuple(n for n in re.split(r",\s*", names.strip()) if n)
+        return listed or (self.location.section,)
+
+    @property
+    def is_multidb(self) -> bool:
+        return self.database_names != (self.location.section,)
+
+
+def ensure_importable(project: AlembicProject) -> None:
+    """Make the project's own modules importable the way the ``alembic`` command does.
+
+    ``prepend_sys_path`` is applied by :meth:`ScriptDirectory.from_config`; a project
+    without it still expects its config directory on ``sys.path`` when run from there.
+    """
+    root = str((project.location.ini or project.location.toml or Path.cwd()).parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)

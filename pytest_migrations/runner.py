@@ -1,0 +1,218 @@
+"""MigrationRunner: the revision engine as a test harness for the user's own tests.
+
+A runner owns one throwaway database (one per section for the ``multidb`` template)
+and moves it through the history with the same exact steps the built-in checks use,
+running the user's env.py once per call. It is what a data-migration test needs: go to
+the revision before the migration, insert rows, upgrade, look at what the rows became,
+downgrade, look again.
+
+Example::
+
+    def test_split_name(migration_runner):
+        migration_runner.upgrade("a1b2c3d4e5f6")           # the revision before the data migration
+        migration_runner.insert("users", [{"id": 1, "name": "Ada Lovelace"}])
+        migration_runner.upgrade("+1")
+        assert migration_runner.execute("SELECT first, last FROM users") == [("Ada", "Lovelace")]
+        migration_runner.downgrade("-1")
+        assert migration_runner.execute("SELECT name FROM users") == [("Ada Lovelace",)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.runtime.migration import RevisionStep
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
+from sqlalchemy.pool import NullPool
+
+from .checks import _compare, check_drift
+from .envrun import Session
+from .exceptions import ConfigurationError
+from .harness import DatabaseSet, Harness
+from .history import Revision, RevisionGraph
+from .schema import SchemaSnapshot
+from .urls import mask
+
+
+class MigrationRunner:
+    """Moves one throwaway database through the revision history. Get one from the ``migration_runner`` fixture."""
+
+    def __init__(self, harness: Harness, databases: DatabaseSet, *, _ispytest: bool = False) -> None:
+        self._harness = harness
+        self._dbs = databases
+        self._engines: dict[str, sa.Engine] = {}
+        self._applied: frozenset[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"<MigrationRunner {', '.join(mask(u) for u in self._dbs.urls.values())}>"
+
+    # ------------------------------------------------------------------ the history
+
+    @property
+    def graph(self) -> RevisionGraph:
+        """The revision graph (order, heads, bases, ...)."""
+        return self._harness.graph
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The heads of the history (not of the database: see :meth:`current`)."""
+        return self.graph.heads
+
+    def revision(self, target: str) -> Revision:
+        """The one revision a target (id, unique prefix, ``label@head``...) names."""
+        revisions = self._resolve(target)
+        if len(revisions) != 1:
+            raise ConfigurationError(f"{target!r} names {len(revisions)} revisions; name exactly one")
+        return self.graph[revisions[0]]
+
+    # ------------------------------------------------------------------ moving
+
+    def current(self) -> tuple[str, ...]:
+        """The heads recorded in the database's version table (read through env.py)."""
+        found: list[tuple[str, ...]] = []
+
+        def plan(session: Session) -> Iterator[RevisionStep]:
+            found.append(tuple(session.context.get_current_heads()))
+            self._applied = frozenset(session.applied)
+            return
+            yield
+
+        self._harness.run(self._dbs, plan)
+        return found[0]
+
+    def upgrade(self, target: str = "heads") -> tuple[str, ...]:
+        """Upgrade to ``target`` (``heads``, a revision, ``label@head``, ``+N``); return the new heads."""
+        return self._walk(lambda applied: self._upgrade_target(target, applied))
+
+    def downgrade(self, target: str = "-1") -> tuple[str, ...]:
+        """Downgrade to ``target`` (``base``, a revision, ``-N``); return the new heads."""
+        return self._walk(lambda applied: self._downgrade_target(target, applied))
+
+    def _walk(self, destination: Any) -> tuple[str, ...]:
+        def plan(session: Session) -> Iterator[RevisionStep]:
+            target = destination(frozenset(session.applied))
+            yield from session.walk_to(target)
+            self._applied = frozenset(session.applied)
+
+        self._harness.run(self._dbs, plan)
+        assert self._applied is not None
+        return self.graph.heads_of(self._applied)
+
+    def _resolve(self, target: str) -> list[str]:
+        try:
+            scripts = self._harness.project.script.get_revisions(target)
+        except (RevisionError, CommandError) as exc:
+            raise ConfigurationError(f"{target!r} is not a revision of this history: {exc}") from exc
+        return [s.revision for s in scripts if s is not None]
+
+    def _upgrade_target(self, target: str, applied: frozenset[str]) -> frozenset[str]:
+        graph = self.graph
+        if target in ("head", "heads"):
+            return frozenset(rev.id for rev in graph.order)
+        if target.startswith("+") and target[1:].isdigit():
+            result = set(applied)
+            for _ in range(int(target[1:])):
+                nxt = next((r.id for r in graph.order if r.id not in result and set(r.requires) <= result), None)
+                if nxt is None:
+                    raise ConfigurationError(f"cannot upgrade {target}: the database is already at every head")
+                result.add(nxt)
+            return frozenset(result)
+        return applied | graph.ancestors(self._resolve(target))
+
+    def _downgrade_target(self, target: str, applied: frozenset[str]) -> frozenset[str]:
+        graph = self.graph
+        if target == "base":
+            return frozenset()
+        if target.startswith("-") and target[1:].isdigit():
+            ordered = graph.sorted(applied)
+            count = int(target[1:])
+            if count > len(ordered):
+                raise ConfigurationError(f"cannot downgrade {target}: only {len(ordered)} revision(s) are applied")
+            return frozenset(ordered[: len(ordered) - count])
+        keep = self._resolve(target)
+        return applied - (graph.descendants(keep) - set(keep))
+
+    # ------------------------------------------------------------------ data
+
+    def engine(self, database: str | None = None) -> sa.Engine:
+        """A SQLAlchemy engine on the runner's database (``database``: the multidb section)."""
+        section = database or next(iter(self._dbs.urls))
+        if section not in self._engines:
+            self._engines[section] = sa.create_engine(self._dbs.urls[section], poolclass=NullPool)
+        return self._engines[section]
+
+    def execute(
+        self, sql: str | sa.Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        *, database: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Run SQL in its own transaction; return the rows (as tuples) when it returns any."""
+        statement = sa.text(sql) if isinstance(sql, str) else sql
+        with self.engine(database).begin() as conn:
+            result = conn.execute(statement, params) if params is not None else conn.execute(statement)
+            return [tuple(row) for row in result] if result.returns_rows else []
+
+    def table(self, name: str, *, schema: str | None = None, database: str | None = None) -> sa.Table:
+        """The table as it is at the current revision, reflected from the database."""
+        return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=self.engine(database))
+
+    def insert(
+        self, table: str, rows: Iterable[Mapping[str, Any]], *, schema: str | None = None, database: str | None = None
+    ) -> None:
+        """Insert rows into ``table`` as it is at the current revision."""
+        reflected = self.table(table, schema=schema, database=database)
+        with self.engine(database).begin() as conn:
+            conn.execute(reflected.insert(), list(rows))
+
+    # ------------------------------------------------------------------ checks
+
+    def snapshot(self) -> SchemaSnapshot:
+        """The schema now (version table excluded). Snapshots compare with ``==``."""
+        taken: list[SchemaSnapshot] = []
+
+        def plan(session: Session) -> Iterator[RevisionStep]:
+            taken.append(self._harness.capture(session))
+            return
+            yield
+
+        self._harness.run(self._dbs, plan)
+        return taken[0]
+
+    def roundtrip(self, target: str) -> None:
+        """Upgrade to the revision's parents, then upgrade, downgrade, re-upgrade it, comparing schemas.
+
+        Raises :class:`~pytest_migrations.exceptions.SchemaMismatch` on a difference.
+        """
+        revision = self.revision(target)
+        graph = self.graph
+
+        def plan(session: Session) -> Iterator[RevisionStep]:
+            yield from session.walk_to(session.applied | graph.ancestors(revision.requires) - {revision.id})
+            yield from session.walk_to(frozenset(session.applied) - (graph.descendants([revision.id])))
+            before = self._harness.capture(session)
+            yield from session.step(revision.id, upgrade=True)
+            after = self._harness.capture(session)
+            yield from session.step(revision.id, upgrade=False)
+            _compare(before, self._harness.capture(session), revision, "downgrade", session)
+            yield from session.step(revision.id, upgrade=True, label="re-upgrade")
+            _compare(after, self._harness.capture(session), revision, "re-upgrade", session)
+            self._applied = frozenset(session.applied)
+
+        self._harness.run(self._dbs, plan)
+
+    def stairway(self) -> None:
+        """Run :meth:`roundtrip` for every revision in order, from base."""
+        self.downgrade("base")
+        for revision in self.graph.order:
+            self.roundtrip(revision.id)
+
+    def assert_no_drift(self, models: str | None = None) -> None:
+        """Fail when the models (env.py's ``target_metadata``, or ``models``) differ from the schema at head."""
+        check_drift(self._harness, models)
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()

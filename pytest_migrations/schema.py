@@ -1,0 +1,334 @@
+"""Schema snapshots: what a database's structure is at one moment, cheap to take and compare.
+
+A :class:`SchemaSnapshot` maps every schema object (table, view, ...) to an
+:class:`ObjectState`: a set of *facts* such as ``column email -> VARCHAR(120) NOT NULL``
+or ``index ix_users_email -> UNIQUE (email)``. Two snapshots are equal when every object
+has the same facts. Facts are a set, so what nobody cares about is no difference: the
+order of columns (a downgrade that re-adds a dropped column puts it last), the spelling
+of SQLite's stored DDL after batch mode recreated a table, or names the database made up
+for unnamed constraints.
+
+Taking a snapshot is made cheap the way the issue asked for: one catalog query returns a
+*fingerprint* per object (on SQLite, the stored DDL of a table, its indexes and
+triggers), and only objects whose fingerprint was never seen before are reflected in
+detail with SQLAlchemy's Inspector. The detailed states are cached by fingerprint, so a
+step that alters one table reflects one table.
+
+Dialects without a fingerprint query fall back to reflecting every table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Inspector
+
+ObjectKey = tuple[str, str]
+"""``(kind, qualified name)``, e.g. ``("table", "users")`` or ``("view", "reporting.totals")``."""
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """The structure of one schema object, as a set of ``(fact, detail)`` pairs."""
+
+    kind: str
+    name: str
+    facts: frozenset[tuple[str, str]]
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.facts)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way two snapshots differ. ``expected``/``actual`` are ``None`` where the thing is absent."""
+
+    kind: str
+    name: str
+    fact: str | None
+    """``None`` when the whole object is missing or extra."""
+    expected: str | None
+    actual: str | None
+
+    def render(self, expected_label: str, actual_label: str) -> str:
+        what = f'{self.kind} "{self.name}"'
+        if self.fact is None:
+            if self.actual is None:
+                return f"- {what}: missing {actual_label} (it exists {expected_label})"
+            return f"+ {what}: present {actual_label} ({self.actual}), absent {expected_label}"
+        if self.actual is None:
+            return f"- {what}: {self.fact} {self.expected}: missing {actual_label} (it exists {expected_label})"
+        if self.expected is None:
+            return f"+ {what}: {self.fact} {self.actual}: present {actual_label}, absent {expected_label}"
+        return f"~ {what}: {self.fact}: {self.expected} {expected_label}, but {self.actual} {actual_label}"
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    """The differences between an expected and an actual snapshot; empty means equal."""
+
+    differences: tuple[Difference, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.differences)
+
+    def __len__(self) -> int:
+        return len(self.differences)
+
+    def __iter__(self) -> Iterator[Difference]:
+        return iter(self.differences)
+
+    @property
+    def object_names(self) -> tuple[str, ...]:
+        return tuple(sorted({d.name for d in self.differences}))
+
+    def render_lines(self, expected: str = "in the expected schema", actual: str = "in the actual schema") -> list[str]:
+        return [d.render(expected, actual) for d in self.differences]
+
+
+@dataclass(frozen=True, eq=False)
+class SchemaSnapshot:
+    """The structure of a database at one moment. Compare with ``==``; see :meth:`diff`."""
+
+    objects: Mapping[ObjectKey, ObjectState]
+    dialect: str = ""
+
+    def diff(self, actual: SchemaSnapshot) -> SchemaDiff:
+        """How ``actual`` differs from this snapshot, taken as the expected one."""
+        out: list[Difference] = []
+        for key in sorted(self.objects.keys() | actual.objects.keys()):
+            kind, name = key
+            before, after = self.objects.get(key), actual.objects.get(key)
+            if before is None and after is not None:
+                out.append(Difference(kind, name, None, None, _summary(after)))
+            elif after is None and before is not None:
+                out.append(Difference(kind, name, None, _summary(before), None))
+            elif before is not None and after is not None and before.facts != after.facts:
+                out.extend(_fact_differences(before, after))
+        return SchemaDiff(tuple(out))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SchemaSnapshot):
+            return NotImplemented
+        return not self.diff(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(sorted(name for kind, name in self.objects if kind == "table"))
+
+    def table(self, name: str) -> dict[str, str]:
+        """The facts of one table, e.g. ``snapshot.table("users")["column email"]``."""
+        return self.objects[("table", name)].as_dict()
+
+    def __repr__(self) -> str:
+        return f"<SchemaSnapshot {self.dialect}: {len(self.objects)} objects>"
+
+
+def _summary(state: ObjectState) -> str:
+    columns = sorted(f for f, _ in state.facts if f.startswith("column "))
+    if columns:
+        return "columns " + ", ".join(c.removeprefix("column ") for c in columns)
+    return "; ".join(sorted(d for _, d in state.facts))[:200]
+
+
+def _fact_differences(before: ObjectState, after: ObjectState) -> Iterator[Difference]:
+    expected, actual = before.as_dict(), after.as_dict()
+    for fact in sorted(expected.keys() | actual.keys()):
+        if expected.get(fact) != actual.get(fact):
+            yield Difference(before.kind, before.name, fact, expected.get(fact), actual.get(fact))
+
+
+# --------------------------------------------------------------------------- capture
+
+
+@dataclass
+class SnapshotTaker:
+    """Takes snapshots, caching detailed object states by fingerprint (one per process)."""
+
+    cache: dict[tuple[str, ObjectKey, Any], ObjectState] = field(default_factory=dict)
+    reflections: int = 0
+    """How many objects were reflected in detail (the expensive part), for benchmarks."""
+
+    def capture(
+        self, connection: Connection, *, exclude_tables: Iterable[str] = (), schemas: Iterable[str | None] = (None,)
+    ) -> SchemaSnapshot:
+        dialect = connection.dialect.name
+        excluded = set(exclude_tables)
+        fingerprints = dict(_fingerprints(connection, list(schemas)))
+        inspector: Inspector | None = None
+        objects: dict[ObjectKey, ObjectState] = {}
+        for key, fingerprint in fingerprints.items():
+            if key[0] == "table" and key[1] in excluded:
+                continue
+            cache_key = (dialect, key, fingerprint)
+            state = self.cache.get(cache_key) if fingerprint is not None else None
+            if state is None:
+                inspector = inspector or sa.inspect(connection)
+                state = _reflect(inspector, key, fingerprint, connection)
+                self.reflections += 1
+                if fingerprint is not None:
+                    self.cache[cache_key] = state
+            objects[key] = state
+        return SchemaSnapshot(objects, dialect)
+
+
+def _qualified(schema: str | None, name: str) -> str:
+    return f"{schema}.{name}" if schema else name
+
+
+def _split(qualified: str) -> tuple[str | None, str]:
+    schema, _, name = qualified.rpartition(".")
+    return (schema or None, name)
+
+
+def _fingerprints(connection: Connection, schemas: list[str | None]) -> Iterator[tuple[ObjectKey, Any]]:
+    """One catalog query per schema: every object and its fingerprint (``None`` = always reflect)."""
+    if connection.dialect.name == "sqlite":
+        for schema in schemas:
+            yield from _sqlite_fingerprints(connection, schema)
+        return
+    inspector = sa.inspect(connection)
+    for schema in schemas:
+        for name in inspector.get_table_names(schema=schema):
+            yield ("table", _qualified(schema, name)), None
+        for name in inspector.get_view_names(schema=schema):
+            yield ("view", _qualified(schema, name)), None
+
+
+def _sqlite_fingerprints(connection: Connection, schema: str | None) -> Iterator[tuple[ObjectKey, Any]]:
+    master = f'"{schema}".sqlite_master' if schema else "sqlite_master"
+    rows = connection.exec_driver_sql(f"SELECT type, name, tbl_name, sql FROM {master} ORDER BY type, name").all()
+    per_table: dict[str, list[str]] = {}
+    for kind, name, table, sql in rows:
+        if name.startswith("sqlite_"):
+            continue
+        if kind == "view":
+            yield ("view", _qualified(schema, name)), sql
+        elif kind == "table":
+            per_table.setdefault(name, []).insert(0, sql or "")
+        else:
+            per_table.setdefault(table, []).append(f"{kind}:{name}:{sql}")
+    for table, parts in per_table.items():
+        yield ("table", _qualified(schema, table)), tuple(parts)
+
+
+def _reflect(inspector: Inspector, key: ObjectKey, fingerprint: Any, connection: Connection) -> ObjectState:
+    kind, qualified = key
+    schema, name = _split(qualified)
+    if kind == "view":
+        definition = fingerprint if isinstance(fingerprint, str) else inspector.get_view_definition(name, schema)
+        return ObjectState(kind, qualified, frozenset({("definition", _normalise_sql(str(definition or "")))}))
+    facts = set(_table_facts(inspector, name, schema, connection.dialect))
+    if connection.dialect.name == "sqlite" and isinstance(fingerprint, tuple):
+        facts.update(_sqlite_trigger_facts(fingerprint))
+    return ObjectState(kind, qualified, frozenset(facts))
+
+
+def _table_facts(inspector: Inspector, name: str, schema: str | None, dialect: sa.Dialect) -> Iterator[tuple[str, str]]:
+    for column in inspector.get_columns(name, schema=schema):
+        yield f"column {column['name']}", _column_detail(column, dialect)
+    pk = inspector.get_pk_constraint(name, schema=schema)
+    if pk and pk.get("constrained_columns"):
+        yield "primary key", _cols(pk["constrained_columns"]) + _named(pk.get("name"))
+    for fk in inspector.get_foreign_keys(name, schema=schema):
+        target = _qualified(fk.get("referred_schema"), fk["referred_table"]) + _cols(fk["referred_columns"])
+        options = " ".join(f"{k.upper()} {v}" for k, v in sorted((fk.get("options") or {}).items()) if v)
+        detail = f"{_cols(fk['constrained_columns'])} -> {target}" + (f" {options}" if options else "")
+        yield f"foreign key {fk.get('name') or _cols(fk['constrained_columns'])}", detail
+    for index in inspector.get_indexes(name, schema=schema):
+        yield f"index {index.get('name')}", _index_detail(index)
+    for unique in _safe(inspector.get_unique_constraints, name, schema):
+        yield f"unique constraint {unique.get('name') or _cols(unique['column_names'])}", _cols(unique["column_names"])
+    for check in _safe(inspector.get_check_constraints, name, schema):
+        text = _normalise_sql(str(check.get("sqltext", "")))
+        yield f"check constraint {check.get('name') or text}", text
+    comment = _safe_comment(inspector, name, schema)
+    if comment:
+        yield "comment", comment
+
+
+def _column_detail(column: Mapping[str, Any], dialect: sa.Dialect) -> str:
+    try:
+        type_ = column["type"].compile(dialect=dialect)
+    except Exception:  # noqa: BLE001 - a type the dialect cannot compile is still comparable by repr
+        type_ = repr(column["type"])
+    parts = [str(type_), "NULL" if column.get("nullable", True) else "NOT NULL"]
+    default = column.get("default")
+    if default is not None:
+        parts.append(f"DEFAULT {_normalise_default(str(default))}")
+    if column.get("computed"):
+        parts.append(f"GENERATED {_normalise_sql(str(column['computed'].get('sqltext')))}")
+    if column.get("comment"):
+        parts.append(f"COMMENT {column['comment']!r}")
+    return " ".join(parts)
+
+
+def _index_detail(index: Mapping[str, Any]) -> str:
+    names = [n if n is not None else e for n, e in zip(index["column_names"], index.get("expressions") or [None] * 99)]
+    detail = ("UNIQUE " if index.get("unique") else "") + _cols(names)
+    for option, value in sorted((index.get("dialect_options") or {}).items()):
+        if value not in (None, "", [], {}):
+            detail += f" {option}={_normalise_sql(str(value))}"
+    return detail
+
+
+def _sqlite_trigger_facts(fingerprint: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    for part in fingerprint[1:]:
+        kind, _, rest = part.partition(":")
+        if kind == "trigger":
+            name, _, sql = rest.partition(":")
+            yield f"trigger {name}", _normalise_sql(sql)
+
+
+def _safe(method: Any, name: str, schema: str | None) -> list[dict[str, Any]]:
+    try:
+        return list(method(name, schema=schema))
+    except NotImplementedError:
+        return []
+
+
+def _safe_comment(inspector: Inspector, name: str, schema: str | None) -> str | None:
+    try:
+        return inspector.get_table_comment(name, schema=schema).get("text")
+    except NotImplementedError:
+        return None
+
+
+def _cols(columns: Iterable[Any]) -> str:
+    return "(" + ", ".join(str(c) for c in columns) + ")"
+
+
+def _named(name: str | None) -> str:
+    return f" named {name}" if name else ""
+
+
+_WS = re.compile(r"\s+")
+
+
+def _normalise_sql(sql: str) -> str:
+    """Whitespace and identifier quoting do not change what SQL means here."""
+    sql = _WS.sub(" ", sql.replace('"', "").replace("`", "")).strip()
+    sql = re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", sql))
+    return sql
+
+
+def _normalise_default(default: str) -> str:
+    text = _normalise_sql(default)
+    while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
+        text = text[1:-1].strip()
+    return text
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0

@@ -1,0 +1,111 @@
+"""Settings: every option and ini key, resolved once (command line > ini > default) and validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .checks import CHECKS
+
+DATABASES = ("sqlite",)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The plugin's configuration for one pytest run."""
+
+    enabled: bool
+    """Whether the built-in check items are collected (``--migrations`` / ``migrations_enabled``)."""
+    config_path: Path | None
+    """alembic.ini or pyproject.toml; ``None``: look in the rootdir."""
+    section: str
+    checks: tuple[str, ...]
+    skip_revisions: tuple[str, ...]
+    irreversible: tuple[str, ...]
+    expected_heads: int
+    models: str | None
+    databases: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        """Resolve every setting; raise :class:`pytest.UsageError` with the fix for a bad value."""
+
+        def pick(option: str, ini: str) -> object:
+            value = config.getoption(option)
+            return value if value not in (None, []) else config.getini(ini)
+
+        base = config.inipath.parent if config.inipath else config.rootpath
+        raw_path = pick("migrations_config", "migrations_config")
+        path = (base / str(raw_path)).resolve() if raw_path else None
+        checks = _words(pick("migrations_checks", "migrations_checks")) or tuple(CHECKS)
+        unknown = [c for c in checks if c not in CHECKS]
+        if unknown:
+            raise pytest.UsageError(
+                f"unknown migration check(s) {', '.join(unknown)}; choose from {', '.join(CHECKS)}"
+            )
+        databases = _words(pick("migrations_db", "migrations_db")) or ("sqlite",)
+        bad_db = [d for d in databases if d not in DATABASES]
+        if bad_db:
+            raise pytest.UsageError(
+                f"--migrations-db {', '.join(bad_db)} is not supported; choose from {', '.join(DATABASES)}"
+            )
+        raw_heads = pick("migrations_expected_heads", "migrations_expected_heads")
+        try:
+            heads = int(str(raw_heads))
+            if heads < 1:
+                raise ValueError
+        except ValueError:
+            raise pytest.UsageError(
+                f"migrations_expected_heads must be a whole number of at least 1, not {raw_heads!r}"
+            ) from None
+        enabled = config.getoption("migrations") or bool(config.getini("migrations_enabled"))
+        return cls(
+            enabled=bool(enabled),
+            config_path=path,
+            section=str(pick("migrations_section", "migrations_section") or "alembic"),
+            checks=checks,
+            skip_revisions=_words(pick("migrations_skip", "migrations_skip_revisions")),
+            irreversible=_words(config.getini("migrations_irreversible")),
+            expected_heads=heads,
+            models=str(pick("migrations_models", "migrations_models") or "") or None,
+            databases=databases,
+        )
+
+
+def _words(value: object) -> tuple[str, ...]:
+    """A linelist, a list of CLI values, or a comma/space separated string, as a tuple of words."""
+    items = value if isinstance(value, list) else [value] if value else []
+    words: list[str] = []
+    for item in items:
+        words.extend(w for w in str(item).replace(",", " ").split() if w)
+    return tuple(words)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Declare every option and ini key, once."""
+    group = parser.getgroup("migrations", "Alembic migration testing (pytest-migrations)")
+    group.addoption("--migrations", action="store_true", default=None, help="Run the built-in migration checks.")
+    group.addoption("--migrations-config", metavar="PATH", help="alembic.ini or pyproject.toml (default: in rootdir).")
+    group.addoption("--migrations-section", metavar="NAME", help="Section of alembic.ini to use (default: alembic).")
+    group.addoption(
+        "--migrations-checks", metavar="NAMES", action="append",
+        help=f"Built-in checks to run, comma separated (default: all of {', '.join(CHECKS)}).",
+    )
+    group.addoption("--migrations-skip", metavar="REV", action="append", help="Revision whose items are skipped.")
+    group.addoption("--migrations-expected-heads", metavar="N", help="How many heads the history must have (1).")
+    group.addoption("--migrations-models", metavar="MODULE:ATTR", help="MetaData for the drift check.")
+    group.addoption("--migrations-db", metavar="NAME", action="append", help="Database to test on: sqlite.")
+    parser.addini("migrations_enabled", "Run the built-in migration checks without --migrations.", type="bool",
+                  default=False)
+    parser.addini("migrations_config", "alembic.ini or pyproject.toml of the project.", default="")
+    parser.addini("migrations_section", "Section of alembic.ini to use.", default="alembic")
+    parser.addini("migrations_checks", "Built-in checks to run.", type="linelist", default=[])
+    parser.addini("migrations_skip_revisions", "Revisions whose built-in items are skipped.", type="linelist",
+                  default=[])
+    parser.addini("migrations_irreversible", "Revisions that cannot be downgraded, by design.", type="linelist",
+                  default=[])
+    parser.addini("migrations_expected_heads", "How many heads the history must have.", default="1")
+    parser.addini("migrations_models", "module:attribute of the models' MetaData for the drift check.", default="")
+    parser.addini("migrations_db", "Databases to test on.", type="linelist", default=[])

@@ -1,0 +1,165 @@
+"""The stairway item: per revision, upgrade / downgrade / compare / re-upgrade / compare."""
+
+from __future__ import annotations
+
+from ..helpers import Project, users_table
+
+
+def test_linear_history_passes_with_one_item_per_revision(project: Project) -> None:
+    """A correct linear history gives a passing stairway item per revision, named by revision id."""
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2", "a1",
+        'op.add_column("users", sa.Column("email", sa.String(100)))\nop.create_index("ix_email", "users", ["email"])',
+        'op.drop_index("ix_email", table_name="users")\nwith op.batch_alter_table("users") as b:\n    b.drop_column("email")',
+    )
+    result = project.run("-v", "--migrations-checks", "stairway")
+    result.stdout.fnmatch_lines(["*env.py::stairway?a1? PASSED*", "*env.py::stairway?b2? PASSED*"])
+    result.assert_outcomes(passed=2)
+
+
+def test_downgrade_that_leaves_a_column_fails_at_that_revision(project: Project) -> None:
+    """The peer misses this: a downgrade that forgets a column fails its own item, naming the column."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.add_column("users", sa.Column("nickname", sa.String(30)))', "pass")
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*stairway?b2?*",
+            "downgrade of revision b2 *(b2_rev.py) does not undo its upgrade*",
+            '*+ table "users": column nickname VARCHAR(30) NULL: present after the downgrade, absent before*',
+            "*make downgrade() in b2_rev.py reverse every operation of upgrade()*",
+        ]
+    )
+
+
+def test_downgrade_that_leaves_an_index_fails(project: Project) -> None:
+    """An index left behind is a difference, reported with its columns."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix_users_name", "users", ["name"])', "pass")
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(['*+ table "users": index ix_users_name (name): present after the downgrade*'])
+
+
+def test_downgrade_that_is_pass_fails_naming_the_table(project: Project) -> None:
+    """A `pass` downgrade of a create_table leaves the whole table behind."""
+    project.revision("a1", None, users_table()["upgrade"], "pass")
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['*+ table "users": present after the downgrade (columns id, name)*'])
+
+
+def test_downgrade_that_drops_too_much_fails(project: Project) -> None:
+    """A downgrade that removes something its upgrade did not add is a '-' difference."""
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2", "a1", 'op.create_index("ix_a", "users", ["name"])', 'op.drop_index("ix_a", table_name="users")\nop.drop_table("users")'
+    )
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(['*- table "users": missing after the downgrade (it exists before the upgrade)*'])
+
+
+def test_changed_column_is_reported_with_both_values(project: Project) -> None:
+    """A downgrade that restores a column with another type shows expected and actual."""
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2", "a1",
+        'with op.batch_alter_table("users") as b:\n    b.alter_column("name", type_=sa.String(200))',
+        'with op.batch_alter_table("users") as b:\n    b.alter_column("name", type_=sa.String(100))',
+    )
+    result = project.run("--migrations-checks", "stairway")
+    result.stdout.fnmatch_lines(
+        ['*~ table "users": column name: VARCHAR(50) NOT NULL before the upgrade, but VARCHAR(100) NOT NULL after*']
+    )
+
+
+def test_batch_mode_recreating_tables_is_not_a_difference(project: Project) -> None:
+    """Batch mode rewrites SQLite's stored DDL and moves re-added columns last: no false positive."""
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2", "a1",
+        'with op.batch_alter_table("users", recreate="always") as b:\n    b.drop_column("name")',
+        'with op.batch_alter_table("users", recreate="always") as b:\n'
+        '    b.add_column(sa.Column("name", sa.String(50), nullable=False, server_default=""))\n'
+        'with op.batch_alter_table("users", recreate="always") as b:\n'
+        '    b.alter_column("name", server_default=None)',
+    )
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=2)
+
+
+def test_upgrade_that_raises_names_revision_step_and_line(project: Project) -> None:
+    """A migration that raises fails its item with the revision, the step and the line in the file."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'raise RuntimeError("boom in b2")', "pass")
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["upgrade of revision b2 *(b2_rev.py) raised RuntimeError: boom in b2", "*b2_rev.py:*in upgrade*"]
+    )
+
+
+def test_undeclared_not_implemented_downgrade_fails_with_the_hint(project: Project) -> None:
+    """NotImplementedError in downgrade fails, telling how to declare the revision irreversible."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix_a", "users", ["name"])', "raise NotImplementedError()")
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["downgrade of revision b2 * raised NotImplementedError*", "*irreversible = True*"])
+
+
+def test_declared_irreversible_revision_skips_its_downgrade_with_the_reason(project: Project) -> None:
+    """`irreversible = "..."` in the file makes the item skip its downgrade, showing why."""
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2", "a1", 'op.create_index("ix_a", "users", ["name"])', "raise NotImplementedError()",
+        extra='irreversible = "drops customer data"',
+    )
+    project.revision("c3", "b2", 'op.create_index("ix_b", "users", ["id", "name"])', 'op.drop_index("ix_b", "users")')
+    result = project.run("--migrations-checks", "stairway,downgrade_to_base")
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*upgrade of b2 passed; its downgrade is not tested: drops customer data*",
+            "*downgraded from head down to b2, which is irreversible (drops customer data)*",
+        ]
+    )
+
+
+def test_irreversible_can_be_declared_in_the_ini(project: Project) -> None:
+    """migrations_irreversible lists revisions without touching their files."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix_a", "users", ["name"])', "raise NotImplementedError()")
+    project.pytester.makeini("[pytest]\nmigrations_irreversible = b2\n")
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, skipped=1)
+
+
+def test_a_broken_earlier_revision_is_named_by_later_items(project: Project) -> None:
+    """An item behind a failing upgrade says which revision blocks it, not a confusing error."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'raise RuntimeError("b2 is broken")', "pass")
+    project.revision("c3", "b2", 'op.create_index("ix_a", "users", ["name"])', 'op.drop_index("ix_a", "users")')
+    result = project.run("--migrations-checks", "stairway", "-k", "c3")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["cannot test c3: walking up to it, upgrade (walking*) of revision b2 * raised*"])
+
+
+def test_items_are_correct_in_any_order_and_alone(project: Project) -> None:
+    """Each item brings its own database to its parent revision: reversed order and -k work."""
+    project.revision(**users_table("a1"))
+    for i, (rev, down) in enumerate([("b2", "a1"), ("c3", "b2"), ("d4", "c3"), ("e5", "d4")]):
+        project.revision(
+            rev, down, f'op.add_column("users", sa.Column("c{i}", sa.Integer()))',
+            f'with op.batch_alter_table("users") as b:\n    b.drop_column("c{i}")',
+        )
+    project.pytester.makeconftest(
+        "def pytest_collection_modifyitems(items):\n    items.reverse()\n"
+    )
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=5)
+    result = project.run("--migrations-checks", "stairway", "-k", "d4")
+    result.assert_outcomes(passed=1)
