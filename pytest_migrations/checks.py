@@ -50,11 +50,13 @@ CHECKS: dict[str, Check] = {
 def check_single_head(harness: Harness, expected: int) -> CheckResult:
     graph = harness.graph
     heads = graph.heads
+    if not heads:
+        return "the history has no revisions yet"
     if len(heads) == expected:
         return None
     lines = [f"{graph[h].label}" for h in heads]
     fix = (
-        "merge them with `alembic merge heads -m \"merge\"`, or, if the branches are meant to stay apart, "
+        'merge them with `alembic merge heads -m "merge"`, or, if the branches are meant to stay apart, '
         f"set migrations_expected_heads = {len(heads)}"
     )
     raise MigrationCheckFailed(
@@ -68,8 +70,7 @@ def _describe_walk_failure(exc: MigrationStepFailed, revision: Revision) -> Migr
     if exc.where.revision in (None, revision.id):
         return exc
     exc.summary = (
-        f"cannot test {revision.short_id}: walking up to it, {exc.summary} "
-        f"(its own stairway item reports it in full)"
+        f"cannot test {revision.short_id}: walking up to it, {exc.summary} (its own stairway item reports it in full)"
     )
     return exc
 
@@ -223,18 +224,17 @@ def check_drift(harness: Harness, models: str | None = None) -> CheckResult:
     override = load_models(models) if models else None
     dbs = harness.database_at(len(harness.graph))
     reports: list[str] = []
+    unmodelled: list[int] = []
 
     def plan(session: Any) -> Iterator[RevisionStep]:
         context = session.context
         metadata = override if override is not None else context.opts.get("target_metadata")
         if metadata is None:
-            raise ConfigurationError(
-                "drift needs the models: env.py passes no target_metadata to context.configure(); "
-                "set target_metadata in env.py, or migrations_models = myapp.models:Base.metadata"
-            )
-        script = produce_migrations(context, metadata)
-        if not script.upgrade_ops.is_empty():
-            reports.append(render_python_code(script.upgrade_ops).strip())
+            unmodelled.append(session.index)
+            return
+        upgrade_ops = produce_migrations(context, metadata).upgrade_ops
+        if upgrade_ops is not None and not upgrade_ops.is_empty():
+            reports.append(render_python_code(upgrade_ops).strip())
         return
         yield  # a plan is a generator even when it runs no step
 
@@ -242,6 +242,11 @@ def check_drift(harness: Harness, models: str | None = None) -> CheckResult:
         sessions = harness.run(dbs, plan)
     finally:
         harness.drop(dbs)
+    if unmodelled and len(unmodelled) == len(sessions):
+        return (
+            "no models to compare: env.py passes no target_metadata to context.configure(); set it in env.py, "
+            "or set migrations_models = myapp.models:Base.metadata"
+        )
     if reports:
         raise MigrationCheckFailed(
             "the models do not match the schema at head: a migration is missing",

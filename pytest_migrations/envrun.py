@@ -121,7 +121,7 @@ def guard(environment: EnvironmentContext, allowed: frozenset[tuple[str, ...]]) 
             )
         original(connection=connection, url=url, **kw)
 
-    environment.configure = configure  # type: ignore[method-assign]
+    environment.configure = configure  # type: ignore[method-assign,assignment]
     return environment
 
 

@@ -115,7 +115,7 @@ class Harness:
         """Snapshot the live database of ``session``, leaving out Alembic's version table."""
         context = session.context
         schemas: list[str | None] = [None]
-        for schema in context.opts.get("include_schemas") and _extra_schemas(session) or ():
+        for schema in (context.opts.get("include_schemas") and _extra_schemas(session)) or ():
             schemas.append(schema)
         return self.snapshots.capture(session.connection, exclude_tables=[_version_table(session)], schemas=schemas)
 

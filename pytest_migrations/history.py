@@ -164,9 +164,12 @@ class RevisionGraph:
         return frozenset(rev.id for rev in self.order[:count])
 
     def heads_of(self, applied: Iterable[str]) -> tuple[str, ...]:
-        """The version-table heads of a set of applied revisions."""
+        """The version-table heads of a set of applied revisions.
+
+        Alembic records a ``depends_on`` target as covered by its dependant, as it does a parent.
+        """
         applied = frozenset(applied)
-        covered = {p for rid in applied for p in self._by_id[rid].down_revisions}
+        covered = {p for rid in applied for p in self._by_id[rid].requires}
         return tuple(rid for rid in self.sorted(applied) if rid not in covered)
 
 
@@ -180,7 +183,7 @@ def load_graph(script: ScriptDirectory, irreversible: Sequence[str] = ()) -> Rev
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             scripts = list(script.walk_revisions())
-    except Exception as exc:  # noqa: BLE001 - every failure is translated into a GraphProblem
+    except Exception as exc:
         raise RevisionGraphError(_diagnose(script, exc)) from exc
     problems = [_warning_problem(str(w.message), script) for w in caught if "present more than once" in str(w.message)]
     problems += [
@@ -257,8 +260,11 @@ def _diagnose(script: ScriptDirectory, exc: Exception) -> list[GraphProblem]:
     import_problem = _import_problem(script, exc)
     if import_problem is not None:
         return [import_problem]
-    if isinstance(exc, (CycleDetected, DependencyCycleDetected)):
-        revs = ", ".join(exc.revisions)
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, (CycleDetected, DependencyCycleDetected)):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        revs = ", ".join(cause.revisions)
         return [
             GraphProblem(
                 "cycle",

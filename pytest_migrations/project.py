@@ -20,7 +20,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, RevisionGraphError
 from .history import RevisionGraph, load_graph
 
 _ASYNC_ENV = re.compile(r"async_engine_from_config|create_async_engine|AsyncEngine|run_sync\(")
@@ -82,7 +82,16 @@ class AlembicProject:
     def __init__(self, location: ProjectLocation, irreversible: tuple[str, ...] = ()) -> None:
         self.location = location
         self._irreversible = irreversible
-        self.script = ScriptDirectory.from_config(self.make_config())
+        self._graph: RevisionGraph | RevisionGraphError | None = None
+        config = self.make_config()
+        try:
+            self.script = ScriptDirectory.from_config(config)
+        except CommandError as exc:
+            where = config.get_alembic_option("script_location")
+            raise ConfigurationError(
+                f"script_location {where} (from {location.describe}) is not a directory ({exc}); "
+                "fix script_location, or run `alembic init` there"
+            ) from exc
 
     def make_config(self) -> Config:
         """A fresh :class:`~alembic.config.Config`, validated: the section and script_location exist."""
@@ -132,11 +141,22 @@ class AlembicProject:
         if not self.env_path.is_file():
             raise ConfigurationError(f"{self.env_path} does not exist; every Alembic environment needs an env.py")
 
-    @cached_property
+    @property
     def graph(self) -> RevisionGraph:
-        """The revision graph; raises :class:`~pytest_migrations.exceptions.RevisionGraphError` when broken."""
-        self.check_layout()
-        return load_graph(self.script, self._irreversible)
+        """The revision graph; raises :class:`~pytest_migrations.exceptions.RevisionGraphError` when broken.
+
+        Loaded once: Alembic memoizes its revision map and warns about duplicates only
+        the first time, so a failure is kept and raised again rather than recomputed.
+        """
+        if self._graph is None:
+            try:
+                self.check_layout()
+                self._graph = load_graph(self.script, self._irreversible)
+            except RevisionGraphError as exc:
+                self._graph = exc
+        if isinstance(self._graph, RevisionGraphError):
+            raise self._graph
+        return self._graph
 
     @cached_property
     def env_source(self) -> str:

@@ -145,8 +145,11 @@ class MigrationRunner:
         return self._engines[section]
 
     def execute(
-        self, sql: str | sa.Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
-        *, database: str | None = None,
+        self,
+        sql: str | sa.Executable,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        database: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Run SQL in its own transaction; return the rows (as tuples) when it returns any."""
         statement = sa.text(sql) if isinstance(sql, str) else sql
@@ -189,7 +192,7 @@ class MigrationRunner:
         graph = self.graph
 
         def plan(session: Session) -> Iterator[RevisionStep]:
-            yield from session.walk_to(session.applied | graph.ancestors(revision.requires) - {revision.id})
+            yield from session.walk_to(frozenset(session.applied) | graph.ancestors(revision.requires))
             yield from session.walk_to(frozenset(session.applied) - (graph.descendants([revision.id])))
             before = self._harness.capture(session)
             yield from session.step(revision.id, upgrade=True)

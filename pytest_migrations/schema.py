@@ -256,7 +256,7 @@ def _table_facts(inspector: Inspector, name: str, schema: str | None, dialect: s
 def _column_detail(column: Mapping[str, Any], dialect: sa.Dialect) -> str:
     try:
         type_ = column["type"].compile(dialect=dialect)
-    except Exception:  # noqa: BLE001 - a type the dialect cannot compile is still comparable by repr
+    except Exception:
         type_ = repr(column["type"])
     parts = [str(type_), "NULL" if column.get("nullable", True) else "NOT NULL"]
     default = column.get("default")
@@ -270,7 +270,8 @@ def _column_detail(column: Mapping[str, Any], dialect: sa.Dialect) -> str:
 
 
 def _index_detail(index: Mapping[str, Any]) -> str:
-    names = [n if n is not None else e for n, e in zip(index["column_names"], index.get("expressions") or [None] * 99)]
+    expressions = index.get("expressions") or [None] * len(index["column_names"])
+    names = [n if n is not None else e for n, e in zip(index["column_names"], expressions, strict=True)]
     detail = ("UNIQUE " if index.get("unique") else "") + _cols(names)
     for option, value in sorted((index.get("dialect_options") or {}).items()):
         if value not in (None, "", [], {}):

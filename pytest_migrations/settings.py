@@ -42,9 +42,7 @@ class Settings:
         checks = _words(pick("migrations_checks", "migrations_checks")) or tuple(CHECKS)
         unknown = [c for c in checks if c not in CHECKS]
         if unknown:
-            raise pytest.UsageError(
-                f"unknown migration check(s) {', '.join(unknown)}; choose from {', '.join(CHECKS)}"
-            )
+            raise pytest.UsageError(f"unknown migration check(s) {', '.join(unknown)}; choose from {', '.join(CHECKS)}")
         databases = _words(pick("migrations_db", "migrations_db")) or ("sqlite",)
         bad_db = [d for d in databases if d not in DATABASES]
         if bad_db:
@@ -90,22 +88,27 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--migrations-config", metavar="PATH", help="alembic.ini or pyproject.toml (default: in rootdir).")
     group.addoption("--migrations-section", metavar="NAME", help="Section of alembic.ini to use (default: alembic).")
     group.addoption(
-        "--migrations-checks", metavar="NAMES", action="append",
+        "--migrations-checks",
+        metavar="NAMES",
+        action="append",
         help=f"Built-in checks to run, comma separated (default: all of {', '.join(CHECKS)}).",
     )
     group.addoption("--migrations-skip", metavar="REV", action="append", help="Revision whose items are skipped.")
     group.addoption("--migrations-expected-heads", metavar="N", help="How many heads the history must have (1).")
     group.addoption("--migrations-models", metavar="MODULE:ATTR", help="MetaData for the drift check.")
     group.addoption("--migrations-db", metavar="NAME", action="append", help="Database to test on: sqlite.")
-    parser.addini("migrations_enabled", "Run the built-in migration checks without --migrations.", type="bool",
-                  default=False)
+    parser.addini(
+        "migrations_enabled", "Run the built-in migration checks without --migrations.", type="bool", default=False
+    )
     parser.addini("migrations_config", "alembic.ini or pyproject.toml of the project.", default="")
     parser.addini("migrations_section", "Section of alembic.ini to use.", default="alembic")
     parser.addini("migrations_checks", "Built-in checks to run.", type="linelist", default=[])
-    parser.addini("migrations_skip_revisions", "Revisions whose built-in items are skipped.", type="linelist",
-                  default=[])
-    parser.addini("migrations_irreversible", "Revisions that cannot be downgraded, by design.", type="linelist",
-                  default=[])
+    parser.addini(
+        "migrations_skip_revisions", "Revisions whose built-in items are skipped.", type="linelist", default=[]
+    )
+    parser.addini(
+        "migrations_irreversible", "Revisions that cannot be downgraded, by design.", type="linelist", default=[]
+    )
     parser.addini("migrations_expected_heads", "How many heads the history must have.", default="1")
     parser.addini("migrations_models", "module:attribute of the models' MetaData for the drift check.", default="")
     parser.addini("migrations_db", "Databases to test on.", type="linelist", default=[])

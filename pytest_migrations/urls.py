@@ -14,8 +14,8 @@ def mask(url: URL | str) -> str:
     """The URL as text with its password replaced by ``***``: the only form the plugin prints."""
     if isinstance(url, str):
         try:
-            url = make_url(url)
-        except Exception:  # noqa: BLE001 - a string that is not a URL is masked textually
+            return make_url(url).render_as_string(hide_password=True)
+        except Exception:  # a string that is not a URL is masked textually
             return mask_passwords(url)
     return url.render_as_string(hide_password=True)
 

@@ -9,7 +9,8 @@ def test_linear_history_passes_with_one_item_per_revision(project: Project) -> N
     """A correct linear history gives a passing stairway item per revision, named by revision id."""
     project.revision(**users_table("a1"))
     project.revision(
-        "b2", "a1",
+        "b2",
+        "a1",
         'op.add_column("users", sa.Column("email", sa.String(100)))\nop.create_index("ix_email", "users", ["email"])',
         'op.drop_index("ix_email", table_name="users")\nwith op.batch_alter_table("users") as b:\n    b.drop_column("email")',
     )
@@ -55,7 +56,10 @@ def test_downgrade_that_drops_too_much_fails(project: Project) -> None:
     """A downgrade that removes something its upgrade did not add is a '-' difference."""
     project.revision(**users_table("a1"))
     project.revision(
-        "b2", "a1", 'op.create_index("ix_a", "users", ["name"])', 'op.drop_index("ix_a", table_name="users")\nop.drop_table("users")'
+        "b2",
+        "a1",
+        'op.create_index("ix_a", "users", ["name"])',
+        'op.drop_index("ix_a", table_name="users")\nop.drop_table("users")',
     )
     result = project.run("--migrations-checks", "stairway")
     result.assert_outcomes(passed=1, failed=1)
@@ -66,7 +70,8 @@ def test_changed_column_is_reported_with_both_values(project: Project) -> None:
     """A downgrade that restores a column with another type shows expected and actual."""
     project.revision(**users_table("a1"))
     project.revision(
-        "b2", "a1",
+        "b2",
+        "a1",
         'with op.batch_alter_table("users") as b:\n    b.alter_column("name", type_=sa.String(200))',
         'with op.batch_alter_table("users") as b:\n    b.alter_column("name", type_=sa.String(100))',
     )
@@ -80,7 +85,8 @@ def test_batch_mode_recreating_tables_is_not_a_difference(project: Project) -> N
     """Batch mode rewrites SQLite's stored DDL and moves re-added columns last: no false positive."""
     project.revision(**users_table("a1"))
     project.revision(
-        "b2", "a1",
+        "b2",
+        "a1",
         'with op.batch_alter_table("users", recreate="always") as b:\n    b.drop_column("name")',
         'with op.batch_alter_table("users", recreate="always") as b:\n'
         '    b.add_column(sa.Column("name", sa.String(50), nullable=False, server_default=""))\n'
@@ -115,7 +121,10 @@ def test_declared_irreversible_revision_skips_its_downgrade_with_the_reason(proj
     """`irreversible = "..."` in the file makes the item skip its downgrade, showing why."""
     project.revision(**users_table("a1"))
     project.revision(
-        "b2", "a1", 'op.create_index("ix_a", "users", ["name"])', "raise NotImplementedError()",
+        "b2",
+        "a1",
+        'op.create_index("ix_a", "users", ["name"])',
+        "raise NotImplementedError()",
         extra='irreversible = "drops customer data"',
     )
     project.revision("c3", "b2", 'op.create_index("ix_b", "users", ["id", "name"])', 'op.drop_index("ix_b", "users")')
@@ -153,12 +162,12 @@ def test_items_are_correct_in_any_order_and_alone(project: Project) -> None:
     project.revision(**users_table("a1"))
     for i, (rev, down) in enumerate([("b2", "a1"), ("c3", "b2"), ("d4", "c3"), ("e5", "d4")]):
         project.revision(
-            rev, down, f'op.add_column("users", sa.Column("c{i}", sa.Integer()))',
+            rev,
+            down,
+            f'op.add_column("users", sa.Column("c{i}", sa.Integer()))',
             f'with op.batch_alter_table("users") as b:\n    b.drop_column("c{i}")',
         )
-    project.pytester.makeconftest(
-        "def pytest_collection_modifyitems(items):\n    items.reverse()\n"
-    )
+    project.pytester.makeconftest("def pytest_collection_modifyitems(items):\n    items.reverse()\n")
     result = project.run("--migrations-checks", "stairway")
     result.assert_outcomes(passed=5)
     result = project.run("--migrations-checks", "stairway", "-k", "d4")

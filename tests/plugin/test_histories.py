@@ -1,0 +1,115 @@
+"""Histories as users write them: branches, merges, several bases, depends_on, labels, templates."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..helpers import Project, users_table
+
+
+def _table(name: str) -> tuple[str, str]:
+    return (
+        f'op.create_table("{name}", sa.Column("id", sa.Integer(), primary_key=True))',
+        f'op.drop_table("{name}")',
+    )
+
+
+def test_branch_and_merge(project: Project) -> None:
+    """A branch point, two branches and a merge revision: every item passes, the merge too."""
+    project.revision(*("a1", None, *_table("root")))
+    project.revision(*("b1", "a1", *_table("left")))
+    project.revision(*("c1", "a1", *_table("right")))
+    project.revision("m1", ["b1", "c1"], "pass", "pass", doc="merge")
+    project.revision(*("d1", "m1", *_table("after_merge")))
+    result = project.run("-v")
+    result.assert_outcomes(passed=3 + 5 + 1, skipped=1)  # drift: no models
+    result.stdout.fnmatch_lines(["*stairway?m1? PASSED*"])
+
+
+def test_two_bases_and_depends_on(project: Project) -> None:
+    """Two independent bases, one branch depending on the other: all checks pass with 2 heads expected."""
+    project.revision(*("a1", None, *_table("app")), branch_labels="app")
+    project.revision(*("x1", None, *_table("audit")), branch_labels="audit")
+    project.revision(
+        "a2",
+        "a1",
+        'op.create_table("app_audit", sa.Column("id", sa.Integer, sa.ForeignKey("audit.id"), primary_key=True))',
+        'op.drop_table("app_audit")',
+        depends_on="audit",
+    )
+    result = project.run("--migrations-expected-heads", "2")
+    result.assert_outcomes(passed=3 + 3 + 1, skipped=1)
+
+
+def test_two_heads_fail_single_head_with_the_fix(project: Project) -> None:
+    """Two heads after a merge that never happened: single_head fails and names both heads."""
+    project.revision(*("a1", None, *_table("root")))
+    project.revision(*("b1", "a1", *_table("left")), doc="left branch")
+    project.revision(*("c1", "a1", *_table("right")), doc="right branch")
+    result = project.run("--migrations-checks", "single_head")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "the history has 2 heads, expected 1",
+            '*b1 "left branch" (b1_rev.py)*',
+            '*c1 "right branch" (c1_rev.py)*',
+            "*alembic merge heads*",
+        ]
+    )
+
+
+def test_custom_version_table_and_transaction_per_migration(project: Project) -> None:
+    """env.py options hold: a custom version table is used and never mistaken for a schema difference."""
+    project.revision(**users_table("a1"))
+    project.edit_env(
+        "target_metadata=target_metadata\n        )",
+        'target_metadata=target_metadata, version_table="schema_history", transaction_per_migration=True\n        )',
+    )
+    project.pytester.makepyfile(
+        test_version="""
+        def test_version_table_is_custom(migration_runner):
+            migration_runner.upgrade("heads")
+            assert migration_runner.execute("SELECT version_num FROM schema_history") == [("a1",)]
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=5 + 1, skipped=1)
+
+
+@pytest.mark.parametrize("template", ["pyproject", "async", "pyproject_async"])
+def test_init_templates_work_unchanged(pytester: pytest.Pytester, template: str) -> None:
+    """Projects made by `alembic init -t <template>` run as they are (async ones on aiosqlite)."""
+    project = Project(pytester, template=template)
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix_n", "users", ["name"])', 'op.drop_index("ix_n", "users")')
+    result = project.run("-p", "no:randomly")
+    result.assert_outcomes(passed=6, skipped=1)
+
+
+def test_multidb_template(pytester: pytest.Pytester) -> None:
+    """The multidb template: one throwaway database per engine, each compared on its own."""
+    project = Project(pytester, template="multidb")
+    project.revision(
+        "a1",
+        None,
+        "globals()[f'upgrade_{engine_name}']()",
+        "globals()[f'downgrade_{engine_name}']()",
+        extra="""
+        def upgrade_engine1():
+            op.create_table("one", sa.Column("id", sa.Integer, primary_key=True))
+        def downgrade_engine1():
+            op.drop_table("one")
+        def upgrade_engine2():
+            op.create_table("two", sa.Column("id", sa.Integer, primary_key=True))
+        def downgrade_engine2():
+            pass
+        """,
+    )
+    text = project.versions.joinpath("a1_rev.py").read_text()
+    text = text.replace("def upgrade():", "def upgrade(engine_name):").replace(
+        "def downgrade():", "def downgrade(engine_name):"
+    )
+    project.versions.joinpath("a1_rev.py").write_text(text)
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*does not undo its upgrade (database 1)*", '*+ table "two": present after*'])

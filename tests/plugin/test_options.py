@@ -1,0 +1,110 @@
+"""Options, ini keys, the report header, collection, disabling, and configuration errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ..helpers import Project, users_table
+
+
+def test_without_the_flag_no_items_but_fixtures_work(project: Project) -> None:
+    project.revision(**users_table("a1"))
+    project.pytester.makepyfile(test_x="def test_x(migration_runner):\n    migration_runner.upgrade()\n")
+    result = project.pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_ini_switch_enables_the_checks(project: Project) -> None:
+    project.revision(**users_table("a1"))
+    project.pytester.makeini("[pytest]\nmigrations_enabled = true\nmigrations_checks =\n    graph\n    stairway\n")
+    result = project.pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_plugin_can_be_disabled(project: Project) -> None:
+    project.revision(**users_table("a1"))
+    result = project.pytester.runpytest("-p", "no:migrations", "--migrations")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # --migrations is unknown without the plugin
+    result = project.pytester.runpytest("-p", "no:migrations", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_collect_only_lists_node_ids_without_a_database(project: Project) -> None:
+    project.revision(**users_table("a1b2c3d4e5f6a7"))
+    result = project.run("--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "migrations/env.py::graph",
+            "migrations/env.py::single_head",
+            "migrations/env.py::upgrade_to_head",
+            "migrations/env.py::stairway[a1b2c3d4e5f6]",
+            "migrations/env.py::downgrade_to_base",
+            "migrations/env.py::drift",
+        ]
+    )
+
+
+def test_report_header_says_what_is_tested(project: Project) -> None:
+    project.revision(**users_table("a1"))
+    result = project.run("--collect-only")
+    result.stdout.fnmatch_lines(
+        ["migrations: alembic *, script_location=*migrations, 1 revisions, 1 head(s), database sqlite"]
+    )
+
+
+def test_skip_revisions_option(project: Project) -> None:
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix", "users", ["name"])', "pass")
+    result = project.run("--migrations-checks", "stairway", "--migrations-skip", "b2")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*b2 is listed in migrations_skip*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--migrations-checks", "stairway,nope"], "*unknown migration check(s) nope; choose from graph, single_head*"),
+        (["--migrations-expected-heads", "zero"], "*migrations_expected_heads must be a whole number*'zero'*"),
+        (["--migrations-db", "oracle"], "*--migrations-db oracle is not supported; choose from*"),
+        (["--migrations-config", "nowhere.ini"], "*the Alembic config */nowhere.ini does not exist*"),
+        (["--migrations-section", "missing"], "*alembic.ini has no ?missing? section (sections: *alembic*)*"),
+    ],
+)
+def test_bad_options_are_usage_errors_with_the_fix(project: Project, args: list[str], message: str) -> None:
+    project.revision(**users_table("a1"))
+    result = project.run(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_missing_alembic_ini_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--migrations")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*no alembic.ini and no ?tool.alembic? in pyproject.toml under *--migrations-config PATH*"]
+    )
+
+
+def test_missing_script_location_directory(project: Project) -> None:
+    ini = project.root / "alembic.ini"
+    ini.write_text(re.sub(r"(?m)^script_location = .*$", "script_location = %(here)s/nope", ini.read_text()))
+    result = project.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*script_location */nope (from *alembic.ini) is not a directory*alembic init*"])
+
+
+def test_env_py_that_raises_fails_with_its_line(project: Project) -> None:
+    """A broken env.py fails every item that runs it, pointing at env.py's line; graph checks still pass."""
+    project.revision(**users_table("a1"))
+    project.edit_env("target_metadata = None", 'raise RuntimeError("env.py is broken")')
+    result = project.run()
+    result.assert_outcomes(passed=2, failed=4)
+    result.stdout.fnmatch_lines(["env.py (*env.py) raised RuntimeError: env.py is broken", "*env.py:* in <module>*"])
+
+
+def test_empty_history_is_not_a_head_problem(project: Project) -> None:
+    result = project.run("--migrations-checks", "single_head,stairway")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*the history has no revisions yet*"])

@@ -1,0 +1,43 @@
+"""Safety: the plugin migrates only databases it created, whatever env.py does."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..helpers import Project, users_table
+
+
+def test_env_py_that_ignores_the_url_is_stopped_before_any_migration(project: Project) -> None:
+    """env.py reading its own URL is refused before Alembic touches that database: it stays as it was."""
+    precious = project.root / "production.db"
+    with sqlite3.connect(precious) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO customers VALUES (1, 'Ada')")
+    before = precious.read_bytes()
+    project.revision(**users_table("a1"))
+    project.edit_env(
+        "    connectable = engine_from_config(\n        config.get_section(config.config_ini_section, {}),",
+        f"    connectable = engine_from_config(\n        {{'sqlalchemy.url': 'sqlite:///{precious}'}},",
+    )
+    result = project.run()
+    result.assert_outcomes(passed=2, failed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*env.py connected to sqlite:///*production.db, not to the test database the plugin created; "
+            "no migration was run on it*config.attributes*"
+        ]
+    )
+    assert precious.read_bytes() == before
+    with sqlite3.connect(precious) as conn:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
+    assert tables == ["customers"]
+
+
+def test_throwaway_databases_are_removed_after_the_run(project: Project) -> None:
+    """No database file of the plugin's is left after a run, passing or failing."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix", "users", ["name"])', "pass")
+    basetemp = project.root / "basetemp"
+    project.run(f"--basetemp={basetemp}")
+    leftovers = list(basetemp.rglob("pytest_migrations_*.db"))
+    assert leftovers == []
