@@ -80,11 +80,14 @@ def check_stairway(harness: Harness, revision: Revision) -> CheckResult:
     graph = harness.graph
     index = graph.position[revision.id]
     target = graph.prefix(index)
-    dbs, _ = harness.take_cursor(index)
+    dbs, start = harness.take_cursor(index)
+    # The cursor's last snapshot is this revision's "before" when no step separates them.
+    known = harness.cursor_snapshots if start == index else {}
+    final: dict[int, SchemaSnapshot] = {}
 
     def plan(session: Any) -> Iterator[RevisionStep]:
         yield from session.walk_to(target, label="upgrade (walking to the revision's parent)")
-        before = harness.capture(session)
+        before = known.get(session.index) or harness.capture(session)
         yield from session.step(revision.id, upgrade=True, label="upgrade")
         if revision.irreversible:
             return
@@ -92,7 +95,8 @@ def check_stairway(harness: Harness, revision: Revision) -> CheckResult:
         yield from session.step(revision.id, upgrade=False, label="downgrade")
         _compare(before, harness.capture(session), revision, "downgrade", session)
         yield from session.step(revision.id, upgrade=True, label="re-upgrade")
-        _compare(after, harness.capture(session), revision, "re-upgrade", session)
+        final[session.index] = harness.capture(session)
+        _compare(after, final[session.index], revision, "re-upgrade", session)
 
     try:
         harness.run(dbs, plan)
@@ -102,7 +106,7 @@ def check_stairway(harness: Harness, revision: Revision) -> CheckResult:
     except BaseException:
         harness.drop(dbs)
         raise
-    harness.return_cursor(dbs, index + 1)
+    harness.return_cursor(dbs, index + 1, final)
     if revision.irreversible:
         return f"upgrade of {revision.short_id} passed; its downgrade is not tested: {revision.irreversible}"
     return None

@@ -229,7 +229,7 @@ def mask_text(text: str, urls: Any) -> str:
 def _user_frames(exc: BaseException, focus: Path) -> str:
     """The traceback lines in user files (migration scripts, env.py), innermost last."""
     frames = traceback.extract_tb(exc.__traceback__)
-    site = ("site-packages", "/alembic/", "/sqlalchemy/", "pytest_migrations")
+    site = ("site-packages", "/alembic/", "/sqlalchemy/", "pytest_migrations", "<string>", "<frozen")
     user = [f for f in frames if not any(s in f.filename for s in site)] or frames[-3:]
     lines = [f"{f.filename}:{f.lineno} in {f.name}\n    {f.line}" for f in user]
     lines.append(f"{type(exc).__name__}: {exc}")

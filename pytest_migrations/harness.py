@@ -58,6 +58,8 @@ class Harness:
         self._serial = itertools.count(1)
         self._runners: dict[str, EnvRunner] = {}
         self._cursor: tuple[DatabaseSet, int] | None = None
+        self.cursor_snapshots: dict[int, SchemaSnapshot] = {}
+        """The cursor's schema (per database of a multidb set) when it was returned, valid until taken again."""
         self._checkpoints: dict[int, DatabaseSet] = {}
         self._owned: dict[str, DatabaseSet] = {}
 
@@ -129,13 +131,21 @@ class Harness:
         if self._cursor is not None and self._cursor[1] <= position:
             cursor, self._cursor = self._cursor, None
             return cursor
+        self.cursor_snapshots = {}
         best = max((p for p in self._checkpoints if p <= position), default=None)
         if best is None:
             return self.create(), 0
         return self.clone(self._checkpoints[best]), best
 
-    def return_cursor(self, dbs: DatabaseSet, position: int) -> None:
-        """Keep ``dbs`` (now at ``position``) as the cursor, checkpointing it when due."""
+    def return_cursor(
+        self, dbs: DatabaseSet, position: int, snapshots: dict[int, SchemaSnapshot] | None = None
+    ) -> None:
+        """Keep ``dbs`` (now at ``position``) as the cursor, checkpointing it when due.
+
+        :param snapshots: the schema of ``dbs`` now, when the caller has it: the next
+            stairway item starting here reuses it instead of taking it again.
+        """
+        self.cursor_snapshots = dict(snapshots or {})
         if self._cursor is not None:
             self.drop(self._cursor[0])
         last = max((p for p in self._checkpoints if p <= position), default=0)

@@ -1,13 +1,33 @@
-"""SQLite: one file per database, in a directory the plugin owns; a clone is a file copy."""
+"""SQLite: one file per database, in a directory the plugin owns; a clone is a file copy.
+
+Throwaway databases need no durability: connections to files in an owned directory
+(whoever opens them, including the user's env.py) get ``synchronous=OFF`` and an
+in-memory journal, which removes an fsync per committed migration step. Connections to
+any other SQLite file are left exactly as they are.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sqlite3
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy.engine import URL
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine
 
 _SIDE_FILES = ("", "-journal", "-wal", "-shm")
+_OWNED_DIRECTORIES: set[str] = set()
+
+
+def _fast_throwaway_connection(dbapi_connection: Any, _record: Any) -> None:
+    if not _OWNED_DIRECTORIES or not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    row = dbapi_connection.execute("PRAGMA database_list").fetchone()
+    if row and row[2] and os.path.dirname(os.path.realpath(row[2])) in _OWNED_DIRECTORIES:
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
+        dbapi_connection.execute("PRAGMA journal_mode=MEMORY")
 
 
 class SQLiteBackend:
@@ -19,6 +39,9 @@ class SQLiteBackend:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self._created: set[str] = set()
+        _OWNED_DIRECTORIES.add(os.path.realpath(directory))
+        if not event.contains(Engine, "connect", _fast_throwaway_connection):
+            event.listen(Engine, "connect", _fast_throwaway_connection)
 
     def _path(self, name: str) -> Path:
         return self.directory / f"{name}.db"
@@ -46,6 +69,7 @@ class SQLiteBackend:
     def close(self) -> None:
         for name in list(self._created):
             self.drop(name)
+        _OWNED_DIRECTORIES.discard(os.path.realpath(self.directory))
 
     def describe(self) -> str:
         return f"sqlite (files under {self.directory})"

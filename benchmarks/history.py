@@ -1,0 +1,115 @@
+"""Generate a realistic, correct linear Alembic history of N revisions for benchmarks.
+
+The mix repeats every seven revisions: create a table (with a foreign key to the
+first table and an index), add a column, change its type, rename it, add a unique
+and a check constraint, a data migration, and drop the renamed column (whose downgrade
+re-adds it, last in column order). Every downgrade is correct, so every stairway item
+must pass: a failure is a false positive of the plugin.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+HEADER = '''"""{doc}"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{rev}"
+down_revision = {down}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{upgrade}
+
+
+def downgrade():
+{downgrade}
+'''
+
+
+def _rev_id(i: int) -> str:
+    return f"{i:04d}bench{i:03d}"[-12:].rjust(12, "0")
+
+
+def _bodies(i: int) -> tuple[str, str, str]:
+    """(doc, upgrade body, downgrade body) of revision ``i``."""
+    table = f"t{i - i % 7}"
+    # Like most schemas, every table refers to one core table (think "users"), not to a chain.
+    previous = "t0" if i >= 7 else None
+    col = f"c{i - i % 7}"
+    kind = i % 7
+    if kind == 0:
+        fk = f', sa.Column("parent_id", sa.Integer, sa.ForeignKey("{previous}.id"))' if previous else ""
+        up = f"""
+            op.create_table("{table}", sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("name", sa.String(50), nullable=False){fk})
+            op.create_index("ix_{table}_name", "{table}", ["name"])
+        """
+        down = f"""
+            op.drop_index("ix_{table}_name", table_name="{table}")
+            op.drop_table("{table}")
+        """
+        return f"create {table}", up, down
+    if kind == 1:
+        up = f'op.add_column("{table}", sa.Column("{col}", sa.String(30)))'
+        down = f'with op.batch_alter_table("{table}") as b:\n    b.drop_column("{col}")'
+        return f"add {table}.{col}", up, down
+    if kind == 2:
+        up = f'with op.batch_alter_table("{table}") as b:\n    b.alter_column("{col}", type_=sa.String(60))'
+        down = f'with op.batch_alter_table("{table}") as b:\n    b.alter_column("{col}", type_=sa.String(30))'
+        return f"widen {table}.{col}", up, down
+    if kind == 3:
+        up = f'with op.batch_alter_table("{table}") as b:\n    b.alter_column("{col}", new_column_name="{col}_r")'
+        down = f'with op.batch_alter_table("{table}") as b:\n    b.alter_column("{col}_r", new_column_name="{col}")'
+        return f"rename {table}.{col}", up, down
+    if kind == 4:
+        up = f"""
+            with op.batch_alter_table("{table}") as b:
+                b.create_unique_constraint("uq_{table}_name", ["name"])
+                b.create_check_constraint("ck_{table}_name", "length(name) > 0")
+        """
+        down = f"""
+            with op.batch_alter_table("{table}") as b:
+                b.drop_constraint("ck_{table}_name", type_="check")
+                b.drop_constraint("uq_{table}_name", type_="unique")
+        """
+        return f"constraints on {table}", up, down
+    if kind == 5:
+        up = f"""
+            rows = sa.table("{table}", sa.column("id", sa.Integer), sa.column("name", sa.String))
+            op.bulk_insert(rows, [{{"id": n, "name": f"row {{n}}"}} for n in range(1, 21)])
+            op.execute(rows.update().where(rows.c.id <= 10).values(name=rows.c.name + " (early)"))
+        """
+        down = f'op.execute("DELETE FROM {table}")'
+        return f"seed {table}", up, down
+    up = f'with op.batch_alter_table("{table}") as b:\n    b.drop_column("{col}_r")'
+    down = f'op.add_column("{table}", sa.Column("{col}_r", sa.String(60)))'
+    return f"drop {table}.{col}_r", up, down
+
+
+def generate(root: Path, count: int) -> Path:
+    """Write an Alembic project with ``count`` revisions under ``root``; return its alembic.ini."""
+    root.mkdir(parents=True, exist_ok=True)
+    ini = root / "alembic.ini"
+    command.init(Config(str(ini)), str(root / "migrations"), template="generic")
+    versions = root / "migrations" / "versions"
+    for i in range(count):
+        doc, up, down = _bodies(i)
+        down_rev = repr(_rev_id(i - 1)) if i else "None"
+        (versions / f"{_rev_id(i)}.py").write_text(
+            HEADER.format(
+                doc=doc,
+                rev=_rev_id(i),
+                down=down_rev,
+                upgrade=textwrap.indent(textwrap.dedent(up).strip(), "    "),
+                downgrade=textwrap.indent(textwrap.dedent(down).strip(), "    "),
+            )
+        )
+    return ini

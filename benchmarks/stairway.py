@@ -1,0 +1,145 @@
+"""Benchmark: the plugin's full stairway against a lower bound, on generated histories.
+
+For each N (default 50 and 200) it generates a correct linear history (see history.py)
+and measures, side by side and interleaved, over several rounds:
+
+- **plugin**: every stairway check in order through the plugin's harness (env.py runs,
+  upgrade / downgrade / re-upgrade, four schema snapshots and two comparisons per
+  revision), exactly what the ``stairway[...]`` items run;
+- **pytest**: ``pytest --migrations --migrations-checks stairway`` in a subprocess, the
+  same plus pytest start-up and collection;
+- **lower bound**: the same 3N steps executed directly on one connection with the
+  scripts loaded once and no checks.
+
+It prints medians, the plugin / lower-bound ratio, and how each grows from the first N
+to the last (linear growth: the time ratio equals the N ratio).
+
+    python benchmarks/stairway.py [--sizes 50 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from history import generate  # noqa: E402
+
+from pytest_migrations.backends.sqlite import SQLiteBackend  # noqa: E402
+from pytest_migrations.checks import check_stairway  # noqa: E402
+from pytest_migrations.harness import Harness  # noqa: E402
+from pytest_migrations.project import AlembicProject, ProjectLocation  # noqa: E402
+
+
+def plugin_stairway(ini: Path, work: Path) -> tuple[float, int]:
+    project = AlembicProject(ProjectLocation(ini, None))
+    harness = Harness(project, SQLiteBackend(work))
+    start = time.perf_counter()
+    for revision in project.graph.order:
+        check_stairway(harness, revision)
+    elapsed = time.perf_counter() - start
+    reflections = harness.snapshots.reflections
+    harness.close()
+    return elapsed, reflections
+
+
+def lower_bound(ini: Path, work: Path) -> float:
+    script = ScriptDirectory.from_config(Config(str(ini)))
+    order = list(reversed(list(script.walk_revisions())))
+    for rev in order:
+        rev.module  # noqa: B018 - load every script before timing, as "loaded once"
+    engine = sa.create_engine(f"sqlite:///{work / 'lower.db'}")
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        context = MigrationContext.configure(conn)
+        with Operations.context(context):
+            for rev in order:
+                rev.module.upgrade()
+                rev.module.downgrade()
+                rev.module.upgrade()
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed
+
+
+def pytest_run(ini: Path) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--migrations",
+            "--migrations-checks",
+            "stairway",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+        ],
+        cwd=ini.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"pytest stairway failed on a correct history (a false positive):\n{result.stdout[-3000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            with contextlib.redirect_stdout(io.StringIO()):
+                ini = generate(Path(tmp) / f"h{size}", size)
+            plugin, lower, via_pytest, reflections = [], [], [], 0
+            for r in range(args.rounds):
+                work = Path(tmp) / f"w{size}_{r}"
+                work.mkdir()
+                elapsed, reflections = plugin_stairway(ini, work / "plugin")
+                plugin.append(elapsed)
+                lower.append(lower_bound(ini, work))
+                via_pytest.append(pytest_run(ini))
+            rows.append(
+                (size, statistics.median(plugin), statistics.median(lower), statistics.median(via_pytest), reflections)
+            )
+    print(f"stairway benchmark on SQLite, medians of {args.rounds} interleaved rounds")
+    print(
+        f"{'N':>5} {'plugin s':>9} {'lower s':>9} {'ratio':>6} {'pytest s':>9} {'pytest/lower':>13} {'reflected':>10}"
+    )
+    for size, plugin, lower, via_pytest, reflections in rows:
+        print(
+            f"{size:>5} {plugin:>9.3f} {lower:>9.3f} {plugin / lower:>6.2f} {via_pytest:>9.3f} "
+            f"{via_pytest / lower:>13.2f} {reflections:>10}"
+        )
+    if len(rows) > 1:
+        (n0, p0, l0, t0, _), (n1, p1, l1, t1, _) = rows[0], rows[-1]
+        print(
+            f"growth from N={n0} to N={n1} (x{n1 / n0:.1f} revisions): plugin x{p1 / p0:.2f}, "
+            f"lower bound x{l1 / l0:.2f}, pytest x{t1 / t0:.2f}, "
+            f"plugin overhead (plugin - lower) x{(p1 - l1) / (p0 - l0):.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
