@@ -36,12 +36,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from history import generate  # noqa: E402
+from history import generate
 
-from pytest_migrations.backends.sqlite import SQLiteBackend  # noqa: E402
-from pytest_migrations.checks import check_stairway  # noqa: E402
-from pytest_migrations.harness import Harness  # noqa: E402
-from pytest_migrations.project import AlembicProject, ProjectLocation  # noqa: E402
+from pytest_migrations.backends.sqlite import SQLiteBackend
+from pytest_migrations.checks import check_stairway
+from pytest_migrations.harness import Harness
+from pytest_migrations.project import AlembicProject, ProjectLocation
 
 
 def plugin_stairway(ini: Path, work: Path) -> tuple[float, int]:
