@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 check_key = pytest.StashKey[Check]()
 revision_key = pytest.StashKey[Revision]()
+database_key = pytest.StashKey[str]()
 graph_error_key = pytest.StashKey[RevisionGraphError]()
 
 
@@ -50,7 +51,7 @@ class MigrationItem(pytest.Function):
         return path, 0, self.name
 
 
-def _run_item(request: pytest.FixtureRequest, _migrations_harness: Any) -> None:
+def _run_item(request: pytest.FixtureRequest, _migrations_harnesses: Any) -> None:
     """Body shared by every built-in item: dispatch to the check of the item."""
     __tracebackhide__ = True
     item = request.node
@@ -58,10 +59,10 @@ def _run_item(request: pytest.FixtureRequest, _migrations_harness: Any) -> None:
         raise item.stash[graph_error_key]
     check = item.stash[check_key]
     settings = item.config.stash[settings_key]
-    harness = _migrations_harness
     if check.name == "graph":
-        result = None
-    elif check.name == "single_head":
+        return
+    harness = _migrations_harnesses.get(item.stash[database_key])
+    if check.name == "single_head":
         result = check_single_head(harness, settings.expected_heads)
     elif check.name == "stairway":
         result = check_stairway(harness, item.stash[revision_key])
@@ -84,25 +85,34 @@ class MigrationsCollector(pytest.File):
         try:
             graph = project.graph
         except RevisionGraphError as exc:
-            item = self._item(CHECKS["graph"], "graph")
+            item = self._item(CHECKS["graph"], "graph", settings.databases[0])
             item.stash[graph_error_key] = exc
             yield item
             return
+        several = len(settings.databases) > 1
         for name in settings.checks:
             check = CHECKS[name]
             if not check.per_revision:
-                yield self._item(check, name)
+                if check.name in ("graph", "single_head"):  # about the files: the same on every database
+                    yield self._item(check, name, settings.databases[0])
+                    continue
+                for database in settings.databases:
+                    yield self._item(check, f"{name}[{database}]" if several else name, database)
                 continue
-            for revision in graph.order:
-                item = self._item(check, f"{name}[{revision.short_id}]")
-                item.stash[revision_key] = revision
-                if revision.id in settings.skip_revisions or revision.short_id in settings.skip_revisions:
-                    item.add_marker(pytest.mark.skip(reason=f"{revision.short_id} is listed in migrations_skip"))
-                yield item
+            for database in settings.databases:
+                for revision in graph.order:
+                    param = f"{database}-{revision.short_id}" if several else revision.short_id
+                    item = self._item(check, f"{name}[{param}]", database)
+                    item.stash[revision_key] = revision
+                    if revision.id in settings.skip_revisions or revision.short_id in settings.skip_revisions:
+                        item.add_marker(pytest.mark.skip(reason=f"{revision.short_id} is listed in migrations_skip"))
+                    yield item
 
-    def _item(self, check: Check, name: str) -> MigrationItem:
+    def _item(self, check: Check, name: str, database: str) -> MigrationItem:
         # No originalname: pytest >= 9.2 builds the node id from it, and the id must carry the revision.
         item = MigrationItem.from_parent(self, name=name, callobj=_run_item)
         item.stash[check_key] = check
+        item.stash[database_key] = database
         item.add_marker(pytest.mark.migrations)
+        item.add_marker(getattr(pytest.mark, database))
         return item

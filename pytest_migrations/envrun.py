@@ -32,6 +32,7 @@ from typing import Any
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import ScriptDirectory
+from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 
 from .exceptions import (
@@ -65,6 +66,9 @@ class Session:
     pending: tuple[str, str] | None = None
     results: dict[str, Any] = field(default_factory=dict)
     """Whatever the plan chooses to keep (snapshots, diffs), readable after the run."""
+    statements: list[str] = field(default_factory=list)
+    """SQL the pending step has executed so far (reported when it fails half-way)."""
+    recording: bool = False
 
     @property
     def connection(self) -> Connection:
@@ -76,7 +80,10 @@ class Session:
         """Yield one exact step (``yield from session.step(rev, upgrade=True)``)."""
         label = label or ("upgrade" if upgrade else "downgrade")
         self.pending = (label, revision)
+        self.statements.clear()
+        self.recording = True
         yield RevisionStep(self.script.revision_map, self.script.get_revision(revision), upgrade)
+        self.recording = False
         self.pending = None
         self.completed.append((label, revision))
         if upgrade:
@@ -166,6 +173,8 @@ class EnvRunner:
             known = set(applied) if applied is not None else set(graph.ancestors(heads))
             session = Session(context=context, script=script, graph=graph, applied=known, index=len(sessions))
             sessions.append(session)
+            if context.connection is not None:
+                _record_statements(context.connection, session)
             return plan(session)
 
         environment = guard(EnvironmentContext(self.config, script, fn=migrations_fn), self._allowed)
@@ -199,16 +208,7 @@ class EnvRunner:
                     "(or a string saying why) at module level, or list the revision in migrations_irreversible",
                 )
             )
-        transactional = session.context.impl.transactional_ddl
-        if not transactional:
-            done = ", ".join(f"{lbl} {r[:12]}" for lbl, r in session.completed) or "nothing"
-            sections.append(
-                (
-                    "database state",
-                    f"{session.context.dialect.name} has no transactional DDL: the statements of {rev.id[:12]} "
-                    f"that ran before the error stay applied. Steps completed before it in this walk: {done}",
-                )
-            )
+        sections.append(("database state", _state_after_failure(session, rev.id)))
         return MigrationStepFailed(summary, where, exc, sections)
 
     def _env_failed(self, exc: BaseException) -> MigrationStepFailed:
@@ -216,6 +216,41 @@ class EnvRunner:
         summary = f"env.py ({env}) raised {type(exc).__name__}: {mask_text(str(exc), self.urls.values())}"
         where = StepContext(None, env, "env.py")
         return MigrationStepFailed(summary, where, exc, [("raised at", _user_frames(exc, env))])
+
+
+def _state_after_failure(session: Session, revision: str) -> str:
+    """What a failed step left in the database: rolled back, or applied half-way."""
+    context = session.context
+    ran = session.statements[:-1]
+    failed = session.statements[-1] if session.statements else None
+    done = ", ".join(f"{label} {rid[:12]}" for label, rid in session.completed) or "none"
+    if context.impl.transactional_ddl:
+        scope = "that step" if context.opts.get("transaction_per_migration") else "this walk"
+        return (
+            f"{context.dialect.name} has transactional DDL: the transaction of {scope} was rolled back, so none of "
+            f"the {len(ran)} statement(s) {revision[:12]} ran before the failing one stay applied. "
+            f"Steps completed earlier in this walk: {done}"
+        )
+    lines = [
+        f"{context.dialect.name} has no transactional DDL: {revision[:12]} failed half-way and what it ran "
+        "before the error STAYS APPLIED; fix the database by hand or make the migration idempotent.",
+        f"applied ({len(ran)}):",
+        *(f"  {i}. {sql[:300]}" for i, sql in enumerate(ran, 1)),
+        f"failed: {failed[:300] if failed else '(before any statement)'}",
+        "not run: the rest of the step",
+        f"steps completed earlier in this walk: {done}",
+    ]
+    return "\n".join(lines)
+
+
+def _record_statements(connection: Connection, session: Session) -> None:
+    """Keep the SQL each step runs, so a step that fails half-way can say what it did."""
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if session.recording:
+            session.statements.append(" ".join(statement.split()))
+
+    event.listen(connection, "before_cursor_execute", record)
 
 
 def mask_text(text: str, urls: Any) -> str:

@@ -6,36 +6,49 @@ from collections.abc import Iterator
 
 import pytest
 
-from .backends.sqlite import SQLiteBackend
 from .exceptions import MigrationsError
 from .harness import Harness
 from .history import Revision, RevisionGraph
 from .runner import MigrationRunner
-from .state import get_project, worker_id
+from .servers import Harnesses
+from .state import get_pool, get_project, settings_key, worker_id
 
-__all__ = ["_migrations_harness", "migration_graph", "migration_revision", "migration_runner"]
+__all__ = ["_migrations_harness", "_migrations_harnesses", "migration_graph", "migration_revision", "migration_runner"]
 
 
 @pytest.fixture(scope="session")
-def _migrations_harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    """The process's workbench of throwaway databases; dropped at the end of the session."""
+def _migrations_harnesses(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harnesses]:
+    """This process's workbenches of throwaway databases, one per database kind; all dropped at the end."""
     try:
         project = get_project(request.config)
     except MigrationsError as exc:
         pytest.fail(exc.render(), pytrace=False)
-    backend = SQLiteBackend(tmp_path_factory.mktemp("migrations"))
-    harness = Harness(project, backend, worker=worker_id(request.config))
+    harnesses = Harnesses(
+        project, get_pool(request.config), tmp_path_factory.mktemp("migrations"), worker_id(request.config)
+    )
     try:
-        yield harness
+        yield harnesses
     finally:
-        harness.close()
+        harnesses.close()
 
 
 @pytest.fixture(scope="session")
-def migration_graph(_migrations_harness: Harness) -> RevisionGraph:
+def _migrations_harness(request: pytest.FixtureRequest, _migrations_harnesses: Harnesses) -> Harness:
+    """The workbench of the first configured database (``--migrations-db``)."""
+    dialect = request.config.stash[settings_key].databases[0]
+    try:
+        return _migrations_harnesses.get(dialect)
+    except MigrationsError as exc:
+        pytest.fail(exc.render(), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def migration_graph(_migrations_harnesses: Harnesses) -> RevisionGraph:
     """The revision graph of the project's Alembic history: order, heads, bases, branch points."""
     try:
-        return _migrations_harness.graph
+        return _migrations_harnesses.project.graph
     except MigrationsError as exc:
         pytest.fail(exc.render(), pytrace=False)
 
@@ -44,11 +57,14 @@ def migration_graph(_migrations_harness: Harness) -> RevisionGraph:
 def migration_runner(_migrations_harness: Harness) -> Iterator[MigrationRunner]:
     """A :class:`~pytest_migrations.MigrationRunner` on a fresh, empty database of its own.
 
-    Upgrade and downgrade it to any revision, insert rows, run SQL, snapshot the schema,
-    run one revision's round trip or the whole stairway. The database is dropped after
-    the test.
+    The database is of the first ``--migrations-db`` kind (SQLite by default). Upgrade
+    and downgrade it to any revision, insert rows, run SQL, snapshot the schema, run one
+    revision's round trip or the whole stairway. It is dropped after the test.
     """
-    databases = _migrations_harness.create()
+    try:
+        databases = _migrations_harness.create()
+    except MigrationsError as exc:
+        pytest.fail(exc.render(), pytrace=False)
     runner = MigrationRunner(_migrations_harness, databases, _ispytest=True)
     try:
         yield runner

@@ -9,12 +9,19 @@ import pytest
 
 from .collection import MigrationsCollector
 from .exceptions import MigrationsError
-from .fixtures import _migrations_harness, migration_graph, migration_revision, migration_runner
+from .fixtures import (
+    _migrations_harness,
+    _migrations_harnesses,
+    migration_graph,
+    migration_revision,
+    migration_runner,
+)
 from .schema import SchemaSnapshot
 from .settings import Settings, add_options
-from .state import get_project, settings_key, try_project
+from .state import get_pool, get_project, pool_key, settings_key, try_project, worker_id
+from .xdist import XdistHooks, distributing
 
-__all__ = ["_migrations_harness", "migration_graph", "migration_revision", "migration_runner"]
+__all__ = ["_migrations_harness", "_migrations_harnesses", "migration_graph", "migration_revision", "migration_runner"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,8 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "migrations: a built-in Alembic migration check of pytest-migrations")
+    for database in ("sqlite", "postgresql", "mysql"):
+        config.addinivalue_line("markers", f"{database}: a built-in migration check run on {database}")
     settings = Settings.from_config(config)
     config.stash[settings_key] = settings
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(config), "migrations-xdist")
     if not settings.enabled:
         return
     try:
@@ -36,6 +47,28 @@ def pytest_configure(config: pytest.Config) -> None:
     covered = any(_covers(arg, anchor, config.invocation_params.dir) for arg in config.args)
     if not covered:
         config.args.append(str(anchor))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist, start the servers on the controller, before the workers are told their URLs."""
+    config = session.config
+    if not distributing(config) or config.option.collectonly:
+        return
+    pool = get_pool(config)
+    for database in config.stash[settings_key].databases:
+        if database != "sqlite":
+            try:
+                pool.get(database)
+            except MigrationsError as exc:
+                raise pytest.UsageError(exc.render()) from exc
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop what the run started (runs after Ctrl-C too); workers own nothing to stop."""
+    pool = config.stash.get(pool_key, None)
+    if pool is not None and worker_id(config) is None:
+        pool.stop()
 
 
 def _covers(arg: str, anchor: Path, cwd: Path) -> bool:
@@ -88,9 +121,11 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         size = f"{len(graph)} revisions, {len(graph.heads)} head(s)"
     except MigrationsError:
         size = "revision history broken (see the graph item)"
+    pool = get_pool(config)
+    databases = "; ".join("sqlite" if d == "sqlite" else pool.describe(d) for d in settings.databases)
     return (
         f"migrations: alembic {alembic.__version__}, script_location={project.script_location}, {size}, "
-        f"database {', '.join(settings.databases)}"
+        f"database {databases}"
     )
 
 

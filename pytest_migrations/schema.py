@@ -166,6 +166,9 @@ class SnapshotTaker:
         for key, fingerprint in fingerprints.items():
             if key[0] == "table" and key[1] in excluded:
                 continue
+            if isinstance(fingerprint, ObjectState):
+                objects[key] = fingerprint  # the catalog row said everything: nothing to reflect
+                continue
             cache_key = (dialect, key, fingerprint)
             state = self.cache.get(cache_key) if fingerprint is not None else None
             if state is None:
@@ -193,6 +196,13 @@ def _fingerprints(connection: Connection, schemas: list[str | None]) -> Iterator
         for schema in schemas:
             yield from _sqlite_fingerprints(connection, schema)
         return
+    if connection.dialect.name == "postgresql":
+        yield from _postgresql_fingerprints(connection, schemas)
+        return
+    if connection.dialect.name in ("mysql", "mariadb"):
+        for schema in schemas:
+            yield from _mysql_fingerprints(connection, schema)
+        return
     inspector = sa.inspect(connection)
     for schema in schemas:
         for name in inspector.get_table_names(schema=schema):
@@ -218,6 +228,90 @@ def _sqlite_fingerprints(connection: Connection, schema: str | None) -> Iterator
         yield ("table", _qualified(schema, table)), tuple(parts)
 
 
+_PG_RELATIONS = """
+SELECT c.relkind, n.nspname, c.relname, md5(concat_ws('|',
+  (SELECT string_agg(concat_ws(':', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                               pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+                               col_description(c.oid, a.attnum)), ',' ORDER BY a.attname)
+     FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(conname || ':' || pg_get_constraintdef(oid), ',' ORDER BY conname)
+     FROM pg_constraint WHERE conrelid = c.oid),
+  (SELECT string_agg(pg_get_indexdef(indexrelid), ',' ORDER BY 1) FROM pg_index WHERE indrelid = c.oid),
+  (SELECT string_agg(pg_get_triggerdef(t.oid), ',' ORDER BY 1) FROM pg_trigger t
+    WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
+  obj_description(c.oid, 'pg_class'),
+  CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END))
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY(%(schemas)s)
+"""
+
+_PG_ENUMS = """
+SELECT n.nspname, t.typname, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
+WHERE n.nspname = ANY(%(schemas)s) GROUP BY n.nspname, t.typname
+"""
+
+_PG_SEQUENCES = """
+SELECT schemaname, sequencename, concat_ws(' ', data_type, 'START', start_value, 'INCREMENT', increment_by,
+       'MIN', min_value, 'MAX', max_value, CASE WHEN cycle THEN 'CYCLE' END)
+FROM pg_sequences WHERE schemaname = ANY(%(schemas)s)
+"""
+
+
+def _postgresql_fingerprints(connection: Connection, schemas: list[str | None]) -> Iterator[tuple[ObjectKey, Any]]:
+    default = connection.exec_driver_sql("SELECT current_schema()").scalar()
+    names = [schema or default for schema in schemas]
+
+    def key_name(schema: str, name: str) -> str:
+        return name if schema == default else f"{schema}.{name}"
+
+    params = {"schemas": names}
+    for relkind, schema, name, fingerprint in connection.exec_driver_sql(_PG_RELATIONS, params):
+        kind = "view" if relkind in ("v", "m") else "table"
+        yield (kind, key_name(schema, name)), fingerprint
+    for schema, name, labels in connection.exec_driver_sql(_PG_ENUMS, params):
+        qualified = key_name(schema, name)
+        yield ("enum", qualified), ObjectState("enum", qualified, frozenset({("labels", labels)}))
+    for schema, name, detail in connection.exec_driver_sql(_PG_SEQUENCES, params):
+        qualified = key_name(schema, name)
+        yield ("sequence", qualified), ObjectState("sequence", qualified, frozenset({("definition", detail)}))
+
+
+_MYSQL_TABLES = """
+SELECT t.TABLE_NAME, t.TABLE_TYPE, MD5(CONCAT_WS('|',
+  (SELECT GROUP_CONCAT(CONCAT_WS(':', COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(COLUMN_DEFAULT, '~'), EXTRA,
+                                 COLUMN_COMMENT, COALESCE(GENERATION_EXPRESSION, '')) ORDER BY COLUMN_NAME)
+     FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME),
+  (SELECT GROUP_CONCAT(CONCAT_WS(':', INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE, COALESCE(SUB_PART, ''))
+                       ORDER BY INDEX_NAME, SEQ_IN_INDEX)
+     FROM information_schema.STATISTICS s WHERE s.TABLE_SCHEMA = t.TABLE_SCHEMA AND s.TABLE_NAME = t.TABLE_NAME),
+  (SELECT GROUP_CONCAT(CONCAT_WS(':', k.CONSTRAINT_NAME, k.COLUMN_NAME, COALESCE(k.REFERENCED_TABLE_NAME, ''),
+                                 COALESCE(k.REFERENCED_COLUMN_NAME, '')) ORDER BY k.CONSTRAINT_NAME, k.ORDINAL_POSITION)
+     FROM information_schema.KEY_COLUMN_USAGE k WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME),
+  (SELECT GROUP_CONCAT(CONCAT_WS(':', r.CONSTRAINT_NAME, r.UPDATE_RULE, r.DELETE_RULE) ORDER BY r.CONSTRAINT_NAME)
+     FROM information_schema.REFERENTIAL_CONSTRAINTS r
+    WHERE r.CONSTRAINT_SCHEMA = t.TABLE_SCHEMA AND r.TABLE_NAME = t.TABLE_NAME),
+  (SELECT GROUP_CONCAT(CONCAT_WS(':', cc.CONSTRAINT_NAME, cc.CHECK_CLAUSE) ORDER BY cc.CONSTRAINT_NAME)
+     FROM information_schema.CHECK_CONSTRAINTS cc
+    WHERE cc.CONSTRAINT_SCHEMA = t.TABLE_SCHEMA AND cc.TABLE_NAME = t.TABLE_NAME),
+  (SELECT GROUP_CONCAT(CONCAT_WS(':', TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT))
+     FROM information_schema.TRIGGERS tr WHERE tr.EVENT_OBJECT_SCHEMA = t.TABLE_SCHEMA
+      AND tr.EVENT_OBJECT_TABLE = t.TABLE_NAME),
+  t.TABLE_COMMENT,
+  (SELECT v.VIEW_DEFINITION FROM information_schema.VIEWS v
+    WHERE v.TABLE_SCHEMA = t.TABLE_SCHEMA AND v.TABLE_NAME = t.TABLE_NAME)))
+FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = COALESCE(%(schema)s, DATABASE())
+"""
+
+
+def _mysql_fingerprints(connection: Connection, schema: str | None) -> Iterator[tuple[ObjectKey, Any]]:
+    # GROUP_CONCAT truncates at 1024 bytes by default; a truncated fingerprint could hide a change.
+    connection.exec_driver_sql("SET SESSION group_concat_max_len = 4194304")
+    for name, kind, fingerprint in connection.exec_driver_sql(_MYSQL_TABLES, {"schema": schema}):
+        yield ("view" if kind == "VIEW" else "table", _qualified(schema, name)), fingerprint
+
+
 def _reflect(inspector: Inspector, key: ObjectKey, fingerprint: Any, connection: Connection) -> ObjectState:
     kind, qualified = key
     schema, name = _split(qualified)
@@ -240,7 +334,7 @@ def _table_facts(inspector: Inspector, name: str, schema: str | None, dialect: s
         target = _qualified(fk.get("referred_schema"), fk["referred_table"]) + _cols(fk["referred_columns"])
         options = " ".join(f"{k.upper()} {v}" for k, v in sorted((fk.get("options") or {}).items()) if v)
         detail = f"{_cols(fk['constrained_columns'])} -> {target}" + (f" {options}" if options else "")
-        yield f"foreign key {fk.get('name') or _cols(fk['constrained_columns'])}", detail
+        yield f"foreign key {_constraint_name(fk.get('name'), name) or _cols(fk['constrained_columns'])}", detail
     for index in inspector.get_indexes(name, schema=schema):
         yield f"index {index.get('name')}", _index_detail(index)
     for unique in _safe(inspector.get_unique_constraints, name, schema):
@@ -299,6 +393,13 @@ def _safe_comment(inspector: Inspector, name: str, schema: str | None) -> str | 
         return inspector.get_table_comment(name, schema=schema).get("text")
     except NotImplementedError:
         return None
+
+
+def _constraint_name(constraint: str | None, table: str) -> str | None:
+    """A name the database made up (MySQL's ``<table>_ibfk_<n>``) is no name: it changes on a round trip."""
+    if constraint and re.fullmatch(rf"{re.escape(table)}_ibfk_\d+", constraint):
+        return None
+    return constraint
 
 
 def _cols(columns: Iterable[Any]) -> str:

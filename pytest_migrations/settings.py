@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from .checks import CHECKS
+from .providers import DEFAULT_IMAGES, dialect_of
+from .urls import mask_passwords
 
-DATABASES = ("sqlite",)
+DATABASES = ("sqlite", "postgresql", "mysql")
+PROVIDERS = ("auto", "url", "container", "local")
+URL_ENVIRONMENT = "PYTEST_MIGRATIONS_URL"
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,11 @@ class Settings:
     expected_heads: int
     models: str | None
     databases: tuple[str, ...]
+    """Databases the built-in items run on, in order: ``sqlite``, ``postgresql``, ``mysql``."""
+    urls: dict[str, str]
+    """Server URL per dialect, from --migrations-url, the ini or the environment."""
+    provider: str
+    images: dict[str, str]
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -43,7 +53,9 @@ class Settings:
         unknown = [c for c in checks if c not in CHECKS]
         if unknown:
             raise pytest.UsageError(f"unknown migration check(s) {', '.join(unknown)}; choose from {', '.join(CHECKS)}")
-        databases = _words(pick("migrations_db", "migrations_db")) or ("sqlite",)
+        urls = _urls(config)
+        databases = _words(pick("migrations_db", "migrations_db")) or tuple(urls) or ("sqlite",)
+        databases = tuple("mysql" if d == "mariadb" else d for d in databases)
         bad_db = [d for d in databases if d not in DATABASES]
         if bad_db:
             raise pytest.UsageError(
@@ -58,6 +70,12 @@ class Settings:
             raise pytest.UsageError(
                 f"migrations_expected_heads must be a whole number of at least 1, not {raw_heads!r}"
             ) from None
+        provider = str(pick("migrations_provider", "migrations_provider") or "auto")
+        if provider not in PROVIDERS:
+            raise pytest.UsageError(f"--migrations-provider {provider} is unknown; choose from {', '.join(PROVIDERS)}")
+        images = dict(DEFAULT_IMAGES)
+        for dialect in ("postgresql", "mysql"):
+            images[dialect] = str(pick(f"migrations_{dialect}_image", f"migrations_{dialect}_image") or images[dialect])
         enabled = config.getoption("migrations") or bool(config.getini("migrations_enabled"))
         return cls(
             enabled=bool(enabled),
@@ -69,7 +87,31 @@ class Settings:
             expected_heads=heads,
             models=str(pick("migrations_models", "migrations_models") or "") or None,
             databases=databases,
+            urls=urls,
+            provider=provider,
+            images=images,
         )
+
+
+def _urls(config: pytest.Config) -> dict[str, str]:
+    """Server URLs by dialect: command line, then ini, then environment; a bad URL is a usage error."""
+    given = list(_words(config.getoption("migrations_url"))) or list(_words(config.getini("migrations_url")))
+    given += _words(os.environ.get(URL_ENVIRONMENT, ""))
+    for dialect in ("postgresql", "mysql"):
+        given += _words(os.environ.get(f"PYTEST_MIGRATIONS_{dialect.upper()}_URL", ""))
+    urls: dict[str, str] = {}
+    for url in given:
+        try:
+            dialect = dialect_of(url)
+        except Exception as exc:
+            raise pytest.UsageError(f"--migrations-url {mask_passwords(url)} is not a database URL: {exc}") from None
+        if dialect not in ("postgresql", "mysql"):
+            raise pytest.UsageError(
+                f"--migrations-url {mask_passwords(url)}: {dialect} is not a server the plugin can use; "
+                "give a postgresql:// or mysql:// URL (SQLite needs no URL)"
+            )
+        urls.setdefault(dialect, url)
+    return urls
 
 
 def _words(value: object) -> tuple[str, ...]:
@@ -96,7 +138,25 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--migrations-skip", metavar="REV", action="append", help="Revision whose items are skipped.")
     group.addoption("--migrations-expected-heads", metavar="N", help="How many heads the history must have (1).")
     group.addoption("--migrations-models", metavar="MODULE:ATTR", help="MetaData for the drift check.")
-    group.addoption("--migrations-db", metavar="NAME", action="append", help="Database to test on: sqlite.")
+    group.addoption(
+        "--migrations-db",
+        metavar="NAME",
+        action="append",
+        help="Database to test on: sqlite, postgresql, mysql (repeat for several).",
+    )
+    group.addoption(
+        "--migrations-url",
+        metavar="URL",
+        action="append",
+        help=f"Server to create throwaway databases on (postgresql://..., mysql://...); also ${URL_ENVIRONMENT}.",
+    )
+    group.addoption(
+        "--migrations-provider",
+        metavar="NAME",
+        help="Where servers come from: auto (default: URL, else container, else local), url, container, local.",
+    )
+    group.addoption("--migrations-postgresql-image", metavar="IMAGE", help="PostgreSQL image (postgres:15).")
+    group.addoption("--migrations-mysql-image", metavar="IMAGE", help="MySQL/MariaDB image (mariadb:10.11).")
     parser.addini(
         "migrations_enabled", "Run the built-in migration checks without --migrations.", type="bool", default=False
     )
@@ -112,3 +172,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("migrations_expected_heads", "How many heads the history must have.", default="1")
     parser.addini("migrations_models", "module:attribute of the models' MetaData for the drift check.", default="")
     parser.addini("migrations_db", "Databases to test on.", type="linelist", default=[])
+    parser.addini("migrations_url", "Server URLs (one per dialect).", type="linelist", default=[])
+    parser.addini("migrations_provider", "Where servers come from: auto, url, container, local.", default="auto")
+    parser.addini("migrations_postgresql_image", "PostgreSQL image for the container provider.", default="")
+    parser.addini("migrations_mysql_image", "MySQL/MariaDB image for the container provider.", default="")

@@ -6,16 +6,30 @@ import pytest
 
 from .exceptions import ConfigurationError
 from .project import AlembicProject, ensure_importable, locate_project
+from .servers import ServerPool
 from .settings import Settings
 
 settings_key = pytest.StashKey[Settings]()
 project_key = pytest.StashKey[AlembicProject]()
+pool_key = pytest.StashKey[ServerPool]()
 
 
 def worker_id(config: pytest.Config) -> str | None:
     """The xdist worker id (``gw0``...), or ``None`` without xdist."""
     workerinput = getattr(config, "workerinput", None)
     return workerinput.get("workerid") if workerinput else None
+
+
+def get_pool(config: pytest.Config) -> ServerPool:
+    """The run's servers: owned here, or (in an xdist worker) received from the controller."""
+    if pool_key not in config.stash:
+        settings = config.stash[settings_key]
+        pool = ServerPool(settings.urls, settings.provider, settings.images)
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput and "pytest_migrations" in workerinput:
+            pool = ServerPool.from_workerinput(workerinput["pytest_migrations"], pool)
+        config.stash[pool_key] = pool
+    return config.stash[pool_key]
 
 
 def get_project(config: pytest.Config) -> AlembicProject:

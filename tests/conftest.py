@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from pytest_migrations.providers import with_driver
+from pytest_migrations.urls import mask
 
 from .helpers import Project
 
@@ -10,3 +17,48 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Proje
     """A generic-template Alembic project in the pytester directory."""
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     return Project(pytester)
+
+
+SERVER_URLS = {
+    "postgresql": os.environ.get(
+        "PYTEST_MIGRATIONS_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    ),
+    "mysql": os.environ.get("PYTEST_MIGRATIONS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/"),
+}
+
+
+def unavailable(reason: str) -> None:
+    """Skip a real-database test whose database truly cannot be had; in CI that is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must provide it)", pytrace=False)
+    pytest.skip(reason)
+
+
+def server_url(dialect: str) -> str:
+    """The URL of a running server for the URL-provider tests, or a skip saying why there is none."""
+    url = SERVER_URLS[dialect]
+    engine = sa.create_engine(with_driver(sa.make_url(url)), poolclass=NullPool)
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        unavailable(
+            f"no {dialect} server at {mask(url)} ({type(exc).__name__}); set PYTEST_MIGRATIONS_TEST_{dialect.upper()}_URL"
+        )
+    finally:
+        engine.dispose()
+    return url
+
+
+def plugin_databases(dialect: str) -> list[str]:
+    """Databases of the plugin's still on the test server (there must be none after a run)."""
+    engine = sa.create_engine(with_driver(sa.make_url(SERVER_URLS[dialect])), poolclass=NullPool)
+    query = (
+        "SELECT datname FROM pg_database"
+        if dialect == "postgresql"
+        else "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
+    )
+    with engine.connect() as conn:
+        names = [row[0] for row in conn.exec_driver_sql(query) if row[0].startswith("pytest_migrations_")]
+    engine.dispose()
+    return names

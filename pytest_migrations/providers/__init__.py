@@ -1,0 +1,83 @@
+"""Providers: where a database server comes from.
+
+This is the other axis (see :mod:`pytest_migrations.backends`): a server is reached
+through an *admin URL*, whatever started it.
+
+=============  ==========================================================================
+``url``        a server the user already has (``--migrations-url``, ini, environment)
+``container``  a testcontainers container, one per run, shared by every xdist worker
+``local``      a throwaway server process (``initdb``/``pg_ctl``, ``mariadb-install-db``/
+               ``mariadbd``) in a temporary directory, for machines without Docker
+=============  ==========================================================================
+
+``auto`` picks the URL when one is given, else a container when Docker answers, else
+local binaries, and says which in the report header. A server the plugin started is
+stopped at the end of the run, including after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+
+from ..exceptions import ConfigurationError, ProviderError
+
+SERVER_DIALECTS = ("postgresql", "mysql")
+DEFAULT_IMAGES = {"postgresql": "postgres:15", "mysql": "mariadb:10.11"}
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
+
+
+@dataclass
+class Server:
+    """A running server: its admin URL and how to stop it (``None``: not ours to stop)."""
+
+    dialect: str
+    admin_url: URL
+    source: str
+    """``url``, ``container`` or ``local``: shown in the report header."""
+    detail: str = ""
+    stop: Callable[[], None] | None = field(default=None, repr=False)
+
+
+def dialect_of(url: str | URL) -> str:
+    """``postgresql`` or ``mysql`` (MariaDB included) for a server URL."""
+    backend = make_url(url).get_backend_name()
+    return "mysql" if backend == "mariadb" else backend
+
+
+def with_driver(url: URL) -> URL:
+    """A URL without an explicit driver gets the plugin's default sync driver."""
+    if "+" in url.drivername:
+        return url
+    dialect = dialect_of(url)
+    return url.set(drivername=DEFAULT_DRIVERS.get(dialect, url.drivername))
+
+
+def start_server(dialect: str, provider: str, url: str | None, image: str, workdir: Path | None) -> Server:
+    """Reach or start a ``dialect`` server the way ``provider`` says."""
+    if url:
+        return Server(dialect, with_driver(make_url(url)), "url")
+    if provider == "url":
+        raise ConfigurationError(
+            f"--migrations-provider url needs a {dialect} URL: pass --migrations-url "
+            f"{dialect}://user:password@host:port/ or set PYTEST_MIGRATIONS_{dialect.upper()}_URL"
+        )
+    from . import containers, local
+
+    if provider == "container":
+        return containers.start(dialect, image)
+    if provider == "local":
+        return local.start(dialect, workdir)
+    if containers.docker_available():
+        return containers.start(dialect, image)
+    if local.binaries_available(dialect):
+        return local.start(dialect, workdir)
+    raise ProviderError(
+        f"no {dialect} server: no URL was given, Docker does not answer, and no local {dialect} binaries were "
+        f"found. Either pass a server URL (--migrations-url {dialect}://user:password@host/), start Docker "
+        f"(the plugin then runs {image}), or install the {dialect} server binaries "
+        "(the plugin then runs a throwaway server process)"
+    )

@@ -1,0 +1,106 @@
+"""Servers in containers (testcontainers): one per run, removed at the end.
+
+Without Ryuk (registries unreachable, or ``TESTCONTAINERS_RYUK_DISABLED``), nothing
+reaps a container whose run died, so every container the plugin starts carries the
+label ``pytest-migrations.pid=<pid of the run>``; :func:`remove_stale` removes those whose
+process is gone, and runs before a new container starts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from ..exceptions import ProviderError
+from . import Server
+
+LABEL = "pytest-migrations.pid"
+
+
+def _client() -> Any:
+    import docker  # type: ignore[import-untyped]  # installed with testcontainers; it ships no types
+
+    return docker.from_env(timeout=5)
+
+
+def docker_available() -> bool:
+    try:
+        _client().ping()
+    except Exception:
+        return False
+    return True
+
+
+def remove_stale() -> int:
+    """Remove the plugin's containers whose run (a process on this host) has died."""
+    removed = 0
+    client = _client()
+    host = socket.gethostname()
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        labels = container.labels
+        pid = int(labels.get(LABEL, "0") or 0)
+        if labels.get("pytest-migrations.host") == host and not _alive(pid):
+            container.remove(force=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start(dialect: str, image: str) -> Server:
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    try:
+        from testcontainers.community.mysql import MySqlContainer
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:  # testcontainers < 4.14
+        from testcontainers.mysql import MySqlContainer  # type: ignore[no-redef,unused-ignore]
+        from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef,unused-ignore]
+    if not docker_available():
+        raise ProviderError(
+            "Docker does not answer (is the engine running, and DOCKER_HOST right?), so no container can start. "
+            "Start Docker, pass a server URL with --migrations-url, or use --migrations-provider local"
+        )
+    remove_stale()
+    password = secrets.token_hex(12)
+    labels = {LABEL: str(os.getpid()), "pytest-migrations.host": socket.gethostname()}
+    container: Any
+    if dialect == "postgresql":
+        container = PostgresContainer(image, username="postgres", password=password, dbname="postgres")
+    else:
+        container = MySqlContainer(image, username="root", root_password=password, password=password, dialect="pymysql")
+    container.with_kwargs(labels=labels)
+    if dialect == "postgresql":
+        container.with_command("postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+    try:
+        container.start()
+    except Exception as exc:
+        try:
+            logs = container.get_logs()
+            tail = b"".join(part or b"" for part in logs).decode(errors="replace")[-2000:]
+        except Exception:
+            tail = "(no logs)"
+        try:
+            container.stop()
+        except Exception:
+            pass
+        raise ProviderError(f"the {image} container did not become ready: {exc}\ncontainer log tail:\n{tail}") from None
+    host = container.get_container_host_ip()
+    port = int(container.get_exposed_port(5432 if dialect == "postgresql" else 3306))
+    driver = "postgresql+psycopg2" if dialect == "postgresql" else "mysql+pymysql"
+    user = "postgres" if dialect == "postgresql" else "root"
+    url = URL.create(driver, username=user, password=password, host=host, port=port)
+    return Server(dialect, url, "container", image, stop=container.stop)

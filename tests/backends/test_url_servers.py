@@ -1,0 +1,223 @@
+"""Every check and the runner on real PostgreSQL and MariaDB servers given by URL."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from ..conftest import SERVER_URLS, plugin_databases, server_url
+from ..helpers import Project, users_table
+
+DIALECTS = ["postgresql", "mysql"]
+
+
+def _history(project: Project) -> None:
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2",
+        "a1",
+        """
+        op.create_table("posts", sa.Column("id", sa.Integer, primary_key=True),
+                        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE")),
+                        sa.Column("title", sa.String(100), server_default="untitled"))
+        op.create_index("ix_posts_title", "posts", ["title"])
+        """,
+        'op.drop_table("posts")',
+    )
+    project.revision(
+        "c3",
+        "b2",
+        'op.add_column("users", sa.Column("age", sa.Integer, nullable=False, server_default="0"))\n'
+        'op.create_check_constraint("ck_users_age", "users", "age >= 0")',
+        'op.drop_constraint("ck_users_age", "users", type_="check")\nop.drop_column("users", "age")',
+    )
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_all_checks_pass_on_a_correct_history_and_nothing_is_left(project: Project, dialect: str) -> None:
+    url = server_url(dialect)
+    _history(project)
+    project.pytester.makepyfile(
+        test_runner="""
+        def test_runner(migration_runner):
+            migration_runner.upgrade("b2")
+            migration_runner.insert("users", [{"id": 1, "name": "Ada"}])
+            migration_runner.upgrade("heads")
+            assert migration_runner.execute("SELECT age FROM users") == [(0,)]
+            migration_runner.roundtrip("c3")
+        """
+    )
+    result = project.run("--migrations-url", url, "-v")
+    result.assert_outcomes(passed=3 + 3 + 1 + 1, skipped=1)
+    result.stdout.fnmatch_lines([f"migrations: *database {dialect} via url *"])
+    assert plugin_databases(dialect) == []
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_downgrade_that_leaves_a_column_fails_on_the_server(project: Project, dialect: str) -> None:
+    url = server_url(dialect)
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.add_column("users", sa.Column("nickname", sa.String(30)))', "pass")
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(['*+ table "users": column nickname VARCHAR(30) NULL: present after the downgrade*'])
+    assert plugin_databases(dialect) == []
+
+
+def test_enum_type_left_behind_by_a_postgresql_downgrade(project: Project) -> None:
+    """Dropping a table does not drop its enum type on PostgreSQL: the stairway catches it."""
+    url = server_url("postgresql")
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("moods", sa.Column("id", sa.Integer, primary_key=True), '
+        'sa.Column("mood", sa.Enum("happy", "sad", name="mood")))',
+        'op.drop_table("moods")',
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ['*+ enum "mood": present after the downgrade (happy, sad), absent before the upgrade*']
+    )
+
+
+def test_sequence_left_behind_is_caught(project: Project) -> None:
+    url = server_url("postgresql")
+    project.revision("a1", None, 'op.execute("CREATE SEQUENCE invoice_numbers START 1000")', "pass")
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['*+ sequence "invoice_numbers": present after the downgrade*'])
+
+
+def test_migration_that_works_on_sqlite_and_fails_on_postgresql(project: Project) -> None:
+    """A type change SQLite accepts but PostgreSQL cannot cast: it fails on postgresql only, rolled back."""
+    url = server_url("postgresql")
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2",
+        "a1",
+        "op.execute(\"INSERT INTO users (id, name) VALUES (1, 'ada')\")\n"
+        'with op.batch_alter_table("users") as b:\n    b.alter_column("name", type_=sa.Integer)',
+        'with op.batch_alter_table("users") as b:\n    b.alter_column("name", type_=sa.String(50))\n'
+        'op.execute("DELETE FROM users")',
+    )
+    result = project.run(
+        "--migrations-url",
+        url,
+        "--migrations-db",
+        "sqlite",
+        "--migrations-db",
+        "postgresql",
+        "--migrations-checks",
+        "stairway",
+    )
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*stairway?postgresql-b2?*",
+            "upgrade of revision b2 * raised *DatatypeMismatch*",
+            "*postgresql has transactional DDL: the transaction of this walk was rolled back*",
+        ]
+    )
+
+
+def test_migration_failing_half_way_on_mariadb_says_what_was_applied(project: Project) -> None:
+    """MySQL has no transactional DDL: the report lists the statements that stay applied and the one that failed."""
+    url = server_url("mysql")
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2",
+        "a1",
+        'op.add_column("users", sa.Column("email", sa.String(100)))\n'
+        'op.create_index("ix_users_email", "users", ["email"])\n'
+        'op.create_index("ix_users_email", "users", ["name"])',
+        'op.drop_column("users", "email")',
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of revision b2 * raised OperationalError*Duplicate key name*",
+            "*mysql has no transactional DDL: b2 failed half-way and what it ran before the error STAYS APPLIED*",
+            "*applied (2):",
+            "*1. ALTER TABLE users ADD COLUMN email VARCHAR(100)",
+            "*2. CREATE INDEX ix_users_email ON users (email)",
+            "*failed: CREATE INDEX ix_users_email ON users (name)",
+        ]
+    )
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_password_never_appears_in_output(project: Project, dialect: str) -> None:
+    """A URL's password is masked in the header, in failures and in -v output."""
+    server_url(dialect)
+    secret = "pw-s3cret-Zq9"
+    if dialect == "mysql":
+        admin = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql("DROP USER IF EXISTS 'pm_masked'@'%%'")
+            conn.exec_driver_sql(f"CREATE USER 'pm_masked'@'%%' IDENTIFIED BY '{secret}'")
+            conn.exec_driver_sql("GRANT ALL PRIVILEGES ON *.* TO 'pm_masked'@'%%'")
+        admin.dispose()
+        url = f"mysql://pm_masked:{secret}@127.0.0.1:3306/"
+    else:
+        url = SERVER_URLS["postgresql"].replace("postgres@", f"postgres:{secret}@")  # trust auth ignores it
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'raise RuntimeError("boom")', "pass")
+    result = project.run("--migrations-url", url, "-v", "--tb=long")
+    result.assert_outcomes(passed=3, failed=4)  # b2 blocks upgrade_to_head, downgrade_to_base and drift too
+    output = result.stdout.str() + result.stderr.str()
+    assert secret not in output
+    assert "***" in output
+
+
+def test_leftovers_of_a_killed_run_are_removed_and_live_runs_kept(project: Project) -> None:
+    """A database of a run that died (its run lock is free) is dropped; one of a live run (lock held) is kept."""
+    url = server_url("postgresql")
+    admin = sa.create_engine(
+        SERVER_URLS["postgresql"].replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        for name in ("pytest_migrations_deadbeef_main_1", "pytest_migrations_cafe0001_main_1"):
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    live = admin.connect()
+    try:
+        assert live.execute(
+            sa.text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": 0x706D, "k": 0xCAFE0001 % 2**31}
+        ).scalar()
+        project.revision(**users_table("a1"))
+        project.run("--migrations-url", url, "--migrations-checks", "stairway").assert_outcomes(passed=1)
+        assert plugin_databases("postgresql") == ["pytest_migrations_cafe0001_main_1"]
+    finally:
+        live.close()
+        with admin.connect() as conn:
+            conn.exec_driver_sql('DROP DATABASE IF EXISTS "pytest_migrations_cafe0001_main_1"')
+        admin.dispose()
+
+
+def test_user_database_in_the_url_is_never_touched(project: Project) -> None:
+    """The database named in --migrations-url holds data; after a run it is exactly as it was."""
+    url = server_url("postgresql")
+    admin = sa.create_engine(
+        SERVER_URLS["postgresql"].replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql('DROP DATABASE IF EXISTS "pm_users_own_db"')
+        conn.exec_driver_sql('CREATE DATABASE "pm_users_own_db"')
+    admin.dispose()
+    own = sa.create_engine(
+        url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://") + "/pm_users_own_db"
+    )
+    with own.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE customers (id int primary key, name text)")
+        conn.exec_driver_sql("INSERT INTO customers VALUES (1, 'Ada')")
+    project.revision(**users_table("a1"))
+    own_url = url.rsplit("/", 1)[0] + "/pm_users_own_db"
+    project.run("--migrations-url", own_url).assert_outcomes(passed=5, skipped=1)
+    with own.connect() as conn:
+        tables = [r[0] for r in conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname='public'")]
+        rows = conn.exec_driver_sql("SELECT * FROM customers").all()
+    own.dispose()
+    assert tables == ["customers"]
+    assert rows == [(1, "Ada")]
