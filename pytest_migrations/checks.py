@@ -19,7 +19,7 @@ from sqlalchemy import MetaData
 
 from .exceptions import ConfigurationError, MigrationCheckFailed, MigrationStepFailed, SchemaMismatch
 from .harness import Harness
-from .history import Revision
+from .history import Revision, RevisionGraph
 from .schema import SchemaSnapshot
 
 CheckResult = str | None
@@ -47,8 +47,7 @@ CHECKS: dict[str, Check] = {
 }
 
 
-def check_single_head(harness: Harness, expected: int) -> CheckResult:
-    graph = harness.graph
+def check_single_head(graph: RevisionGraph, expected: int) -> CheckResult:
     heads = graph.heads
     if not heads:
         return "the history has no revisions yet"
