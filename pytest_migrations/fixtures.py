@@ -69,8 +69,7 @@ def migration_runner(_migrations_harness: Harness) -> Iterator[MigrationRunner]:
     try:
         yield runner
     finally:
-        runner.close()
-        _migrations_harness.drop(databases)
+        runner._dispose()
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ class Harness:
         """The cursor's schema (per database of a multidb set) when it was returned, valid until taken again."""
         self._checkpoints: dict[int, DatabaseSet] = {}
         self._owned: dict[str, DatabaseSet] = {}
+        self._templates: dict[frozenset[str], DatabaseSet] = {}
 
     @property
     def graph(self) -> RevisionGraph:
@@ -100,6 +101,7 @@ class Harness:
             self.drop(dbs)
         self._cursor = None
         self._checkpoints.clear()
+        self._templates.clear()
         self.backend.close()
 
     # ------------------------------------------------------------------ running
@@ -156,6 +158,16 @@ class Harness:
     def keep_checkpoint(self, dbs: DatabaseSet, position: int) -> None:
         if position not in self._checkpoints:
             self._checkpoints[position] = self.clone(dbs)
+
+    def from_template(self, applied: frozenset[str]) -> DatabaseSet | None:
+        """A new database set cloned from the template of ``applied``, if one was kept."""
+        template = self._templates.get(applied)
+        return self.clone(template) if template is not None else None
+
+    def keep_template(self, applied: frozenset[str], dbs: DatabaseSet) -> None:
+        """Keep a copy of ``dbs`` (at ``applied``): the next runner going there costs a clone, not a walk."""
+        if applied and applied not in self._templates:
+            self._templates[applied] = self.clone(dbs)
 
     def database_at(self, position: int) -> DatabaseSet:
         """A new database set with the first ``position`` revisions of the graph order applied."""

@@ -44,7 +44,9 @@ class MigrationRunner:
         self._harness = harness
         self._dbs = databases
         self._engines: dict[str, sa.Engine] = {}
-        self._applied: frozenset[str] | None = None
+        self._applied: frozenset[str] | None = frozenset()  # a new database is at base
+        self._pristine = True
+        """Nothing but migrations has touched the database: it may be swapped for a template clone."""
 
     def __repr__(self) -> str:
         return f"<MigrationRunner {', '.join(mask(u) for u in self._dbs.urls.values())}>"
@@ -84,7 +86,23 @@ class MigrationRunner:
         return found[0]
 
     def upgrade(self, target: str = "heads") -> tuple[str, ...]:
-        """Upgrade to ``target`` (``heads``, a revision, ``label@head``, ``+N``); return the new heads."""
+        """Upgrade to ``target`` (``heads``, a revision, ``label@head``, ``+N``); return the new heads.
+
+        From a fresh database, the first runner to reach a state walks there and keeps a
+        template; later runners going to the same state get a clone of it instead.
+        """
+        if self._pristine and self._applied is not None:
+            destination = self._upgrade_target(target, self._applied)
+            clone = self._harness.from_template(destination)
+            if clone is not None:
+                self.close()
+                self._harness.drop(self._dbs)
+                self._dbs, self._applied = clone, destination
+                return self.graph.heads_of(destination)
+            heads = self._walk(lambda applied: destination)
+            if self._applied == destination:
+                self._harness.keep_template(destination, self._dbs)
+            return heads
         return self._walk(lambda applied: self._upgrade_target(target, applied))
 
     def downgrade(self, target: str = "-1") -> tuple[str, ...]:
@@ -139,6 +157,7 @@ class MigrationRunner:
 
     def engine(self, database: str | None = None) -> sa.Engine:
         """A SQLAlchemy engine on the runner's database (``database``: the multidb section)."""
+        self._pristine = False  # the caller may write through it
         section = database or next(iter(self._dbs.urls))
         if section not in self._engines:
             self._engines[section] = sa.create_engine(self._dbs.urls[section], poolclass=NullPool)
@@ -153,6 +172,7 @@ class MigrationRunner:
     ) -> list[tuple[Any, ...]]:
         """Run SQL in its own transaction; return the rows (as tuples) when it returns any."""
         statement = sa.text(sql) if isinstance(sql, str) else sql
+        self._pristine = False
         with self.engine(database).begin() as conn:
             result = conn.execute(statement, params) if params is not None else conn.execute(statement)
             return [tuple(row) for row in result] if result.returns_rows else []
@@ -166,6 +186,7 @@ class MigrationRunner:
     ) -> None:
         """Insert rows into ``table`` as it is at the current revision."""
         reflected = self.table(table, schema=schema, database=database)
+        self._pristine = False
         with self.engine(database).begin() as conn:
             conn.execute(reflected.insert(), list(rows))
 
@@ -216,6 +237,12 @@ class MigrationRunner:
         check_drift(self._harness, models)
 
     def close(self) -> None:
+        """Dispose of the engines handed out by :meth:`engine`."""
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
+
+    def _dispose(self) -> None:
+        """Close, and drop the runner's database (the fixture's teardown)."""
+        self.close()
+        self._harness.drop(self._dbs)

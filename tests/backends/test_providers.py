@@ -14,7 +14,9 @@ from ..helpers import Project, users_table
 
 def _history(project: Project) -> None:
     project.revision(**users_table("a1"))
-    project.revision("b2", "a1", 'op.create_index("ix_users_name", "users", ["name"])', 'op.drop_index("ix_users_name", "users")')
+    project.revision(
+        "b2", "a1", 'op.create_index("ix_users_name", "users", ["name"])', 'op.drop_index("ix_users_name", "users")'
+    )
 
 
 def _own_containers() -> list[str]:
@@ -54,7 +56,9 @@ def test_missing_docker_is_one_clear_error(project: Project, monkeypatch: pytest
     _history(project)
     result = project.run("--migrations-db", "postgresql", "--migrations-provider", "container")
     result.assert_outcomes(passed=2, failed=5)
-    result.stdout.fnmatch_lines(["*Docker does not answer*pass a server URL with --migrations-url, or use --migrations-provider local*"])
+    result.stdout.fnmatch_lines(
+        ["*Docker does not answer*pass a server URL with --migrations-url, or use --migrations-provider local*"]
+    )
 
 
 def test_unreachable_server_is_one_clear_error(project: Project) -> None:
@@ -85,7 +89,8 @@ def test_xdist_spreads_items_over_workers(project: Project, dialect: str, worker
         args += ["--migrations-url", server_url(dialect)]
     for i in range(6):
         project.revision(
-            f"r{i}", f"r{i - 1}" if i else None,
+            f"r{i}",
+            f"r{i - 1}" if i else None,
             f'op.create_table("t{i}", sa.Column("id", sa.Integer, primary_key=True))',
             f'op.drop_table("t{i}")',
         )

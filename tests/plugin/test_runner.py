@@ -133,3 +133,25 @@ def test_runner_repr_masks_nothing_secret_and_names_the_database(project: Projec
         """
     )
     project.pytester.runpytest("-p", "no:cacheprovider", "test_repr.py").assert_outcomes(passed=1)
+
+
+def test_later_runners_reuse_a_template_instead_of_walking(project: Project) -> None:
+    """The second runner going to the same revision gets a clone: env.py does not run at all."""
+    _history(project)
+    project.pytester.makepyfile(
+        test_tpl="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_runner(migration_runner, n):
+            env_runs = []
+            original = migration_runner._harness.run
+            migration_runner._harness.run = lambda *a, **k: env_runs.append(1) or original(*a, **k)
+            assert migration_runner.upgrade("c3") == ("c3",)
+            assert migration_runner.current() == ("c3",)
+            assert len(env_runs) == (2 if n == 0 else 1)  # first: walk + current(); later: current() only
+            migration_runner.insert("users", [{"id": n, "name": "x"}])
+            assert migration_runner.execute("SELECT count(*) FROM users") == [(1,)]
+        """
+    )
+    project.pytester.runpytest("-p", "no:cacheprovider", "test_tpl.py").assert_outcomes(passed=3)
