@@ -229,22 +229,34 @@ def _sqlite_fingerprints(connection: Connection, schema: str | None) -> Iterator
 
 
 _PG_RELATIONS = """
-SELECT c.relkind, n.nspname, c.relname, md5(concat_ws('|',
-  (SELECT string_agg(concat_ws(':', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                               pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-                               col_description(c.oid, a.attnum)), ',' ORDER BY a.attname)
+SELECT c.relkind, n.nspname, c.relname,
+  (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                                    pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+                                    col_description(c.oid, a.attnum)))
      FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-  (SELECT string_agg(conname || ':' || pg_get_constraintdef(oid), ',' ORDER BY conname)
-     FROM pg_constraint WHERE conrelid = c.oid),
-  (SELECT string_agg(pg_get_indexdef(indexrelid), ',' ORDER BY 1) FROM pg_index WHERE indrelid = c.oid),
-  (SELECT string_agg(pg_get_triggerdef(t.oid), ',' ORDER BY 1) FROM pg_trigger t
-    WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
+  (SELECT json_agg(json_build_array(con.conname, con.contype, pg_get_constraintdef(con.oid)))
+     FROM pg_constraint con WHERE con.conrelid = c.oid),
+  (SELECT json_agg(json_build_array(ic.relname, pg_get_indexdef(i.indexrelid)))
+     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+    WHERE i.indrelid = c.oid
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))),
+  (SELECT json_agg(json_build_array(t.tgname, pg_get_triggerdef(t.oid)))
+     FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
   obj_description(c.oid, 'pg_class'),
-  CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END))
+  CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY(%(schemas)s)
 """
+
+_PG_CONSTRAINTS = {
+    "p": "primary key",
+    "f": "foreign key",
+    "u": "unique constraint",
+    "c": "check constraint",
+    "x": "exclusion constraint",
+    "t": "constraint trigger",
+}
 
 _PG_ENUMS = """
 SELECT n.nspname, t.typname, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
@@ -267,15 +279,49 @@ def _postgresql_fingerprints(connection: Connection, schemas: list[str | None]) 
         return name if schema == default else f"{schema}.{name}"
 
     params = {"schemas": names}
-    for relkind, schema, name, fingerprint in connection.exec_driver_sql(_PG_RELATIONS, params):
-        kind = "view" if relkind in ("v", "m") else "table"
-        yield (kind, key_name(schema, name)), fingerprint
+    for relkind, schema, name, columns, constraints, indexes, triggers, comment, view in connection.exec_driver_sql(
+        _PG_RELATIONS, params
+    ):
+        qualified = key_name(schema, name)
+        if relkind in ("v", "m"):
+            yield ("view", qualified), ObjectState("view", qualified, frozenset({("definition", _normalise_sql(view))}))
+            continue
+        facts = {(f"column {col}", _pg_column(*rest)) for col, *rest in columns or ()}
+        facts |= {
+            (f"{_PG_CONSTRAINTS.get(kind, kind)} {con}", _normalise_sql(text)) for con, kind, text in constraints or ()
+        }
+        facts |= {(f"index {index}", _pg_index(text)) for index, text in indexes or ()}
+        facts |= {(f"trigger {trigger}", _normalise_sql(text)) for trigger, text in triggers or ()}
+        if comment:
+            facts.add(("comment", comment))
+        yield ("table", qualified), ObjectState("table", qualified, frozenset(facts))
     for schema, name, labels in connection.exec_driver_sql(_PG_ENUMS, params):
         qualified = key_name(schema, name)
         yield ("enum", qualified), ObjectState("enum", qualified, frozenset({("labels", labels)}))
     for schema, name, detail in connection.exec_driver_sql(_PG_SEQUENCES, params):
         qualified = key_name(schema, name)
         yield ("sequence", qualified), ObjectState("sequence", qualified, frozenset({("definition", detail)}))
+
+
+def _pg_column(
+    type_: str, not_null: bool, default: str | None, identity: str, generated: str, comment: str | None
+) -> str:
+    parts = [type_, "NOT NULL" if not_null else "NULL"]
+    if generated:
+        parts.append(f"GENERATED ALWAYS AS {default}")
+    elif default is not None:
+        parts.append(f"DEFAULT {default}")
+    if identity:
+        parts.append("GENERATED " + ("ALWAYS" if identity == "a" else "BY DEFAULT") + " AS IDENTITY")
+    if comment:
+        parts.append(f"COMMENT {comment!r}")
+    return " ".join(parts)
+
+
+def _pg_index(definition: str) -> str:
+    """``CREATE UNIQUE INDEX ix ON public.t USING btree (c)`` -> ``UNIQUE USING btree (c)``."""
+    text = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ ", r"\1", definition)
+    return _normalise_sql(text)
 
 
 _MYSQL_TABLES = """

@@ -1,0 +1,164 @@
+"""Benchmark on a real server (PostgreSQL by default): stairway, xdist and migration_runner.
+
+On a generated correct history of N revisions (default 200), it prints side by side:
+
+- the plugin's full stairway (every ``stairway`` check in order, in-process) against a
+  lower bound: the same 3N steps on one connection, scripts loaded once, no checks;
+- ``pytest --migrations --migrations-checks stairway`` with ``-n 0`` and ``-n 2``;
+- ``migration_runner`` going to a late revision: the first use (a walk) and later uses
+  (a template clone).
+
+    python benchmarks/servers.py --url postgresql://postgres@127.0.0.1/postgres [--size 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.pool import NullPool
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from history import generate
+
+from pytest_migrations.checks import check_stairway
+from pytest_migrations.harness import Harness
+from pytest_migrations.project import AlembicProject, ProjectLocation
+from pytest_migrations.providers import with_driver
+from pytest_migrations.runner import MigrationRunner
+from pytest_migrations.servers import BACKENDS, CHECKPOINT_EVERY
+
+
+def _harness(ini: Path, url: str) -> Harness:
+    server_url = with_driver(sa.make_url(url))
+    backend = BACKENDS[server_url.get_backend_name()](server_url)
+    dialect = backend.dialect
+    return Harness(AlembicProject(ProjectLocation(ini, None)), backend, checkpoint_every=CHECKPOINT_EVERY[dialect])
+
+
+def plugin_stairway(ini: Path, url: str) -> float:
+    harness = _harness(ini, url)
+    start = time.perf_counter()
+    for revision in harness.graph.order:
+        check_stairway(harness, revision)
+    elapsed = time.perf_counter() - start
+    harness.close()
+    return elapsed
+
+
+def lower_bound(ini: Path, url: str) -> float:
+    harness = _harness(ini, url)
+    dbs = harness.create()
+    script = ScriptDirectory.from_config(Config(str(ini)))
+    order = list(reversed(list(script.walk_revisions())))
+    for rev in order:
+        rev.module  # noqa: B018 - load every script before timing
+    engine = sa.create_engine(dbs.urls[next(iter(dbs.urls))], poolclass=NullPool)
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        context = MigrationContext.configure(conn)
+        with Operations.context(context):
+            for rev in order:
+                rev.module.upgrade()
+                rev.module.downgrade()
+                rev.module.upgrade()
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    harness.close()
+    return elapsed
+
+
+def pytest_run(ini: Path, url: str, workers: int) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--migrations",
+            "--migrations-checks",
+            "stairway",
+            "-q",
+            "-n",
+            str(workers),
+            "--migrations-url",
+            url,
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+        ],
+        cwd=ini.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"pytest failed on a correct history (a false positive):\n{result.stdout[-3000:]}")
+    return elapsed
+
+
+def runner_uses(ini: Path, url: str, uses: int = 5) -> list[float]:
+    harness = _harness(ini, url)
+    late = harness.graph.order[-2].id
+    times = []
+    for _ in range(uses):
+        runner = MigrationRunner(harness, harness.create())
+        start = time.perf_counter()
+        runner.upgrade(late)
+        times.append(time.perf_counter() - start)
+        runner._dispose()
+    harness.close()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1/postgres")
+    parser.add_argument("--size", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        with contextlib.redirect_stdout(io.StringIO()):
+            ini = generate(Path(tmp) / "h", args.size)
+        plugin, lower, serial, parallel, first, later = [], [], [], [], [], []
+        for _ in range(args.rounds):
+            plugin.append(plugin_stairway(ini, args.url))
+            lower.append(lower_bound(ini, args.url))
+            serial.append(pytest_run(ini, args.url, 0))
+            parallel.append(pytest_run(ini, args.url, 2))
+            uses = runner_uses(ini, args.url)
+            first.append(uses[0])
+            later.extend(uses[1:])
+    med = statistics.median
+    dialect = sa.make_url(args.url).get_backend_name()
+    print(f"{dialect}, N={args.size}, medians of {args.rounds} interleaved rounds")
+    print(
+        f"  stairway in-process   {med(plugin):7.2f} s   lower bound {med(lower):7.2f} s   "
+        f"ratio {med(plugin) / med(lower):.2f}"
+    )
+    print(
+        f"  pytest stairway -n 0  {med(serial):7.2f} s   -n 2 {med(parallel):7.2f} s   "
+        f"ratio -n 2 / -n 0 {med(parallel) / med(serial):.2f}"
+    )
+    print(
+        f"  migration_runner to a late revision: first use {med(first) * 1000:7.1f} ms, "
+        f"later uses {med(later) * 1000:7.1f} ms (x{med(first) / med(later):.0f} faster)"
+    )
+
+
+if __name__ == "__main__":
+    main()
