@@ -45,6 +45,7 @@ class ServerPool:
     urls: dict[str, str]
     provider: str
     images: dict[str, str]
+    timeout: float = 60.0
     workdir: Path | None = None
     owner: bool = True
     servers: dict[str, Server] = field(default_factory=dict)
@@ -56,7 +57,9 @@ class ServerPool:
         if dialect not in self.servers:
             if not self.owner:
                 raise RuntimeError(f"the xdist controller passed no {dialect} server to this worker")
-            server = start_server(dialect, self.provider, self.urls.get(dialect), self.images[dialect], self.workdir)
+            server = start_server(
+                dialect, self.provider, self.urls.get(dialect), self.images[dialect], self.workdir, self.timeout
+            )
             self.servers[dialect] = server
             try:
                 self._lock_and_clean(server)
@@ -99,7 +102,13 @@ class ServerPool:
         backend.close()
 
     def stop(self) -> None:
-        """Release the run locks and stop every server this pool started."""
+        """Drop what this run left (a killed worker's, an interrupted walk's), release the locks, stop servers."""
+        if self.owner:
+            for server in self.servers.values():
+                try:
+                    self._drop_run_databases(server)
+                except Exception:
+                    pass
         for lock in self._locks:
             try:
                 lock.close()
@@ -114,6 +123,17 @@ class ServerPool:
                 server.stop()
         self.servers.clear()
 
+    def _drop_run_databases(self, server: Server) -> None:
+        backend = backend_for(server)
+        run = run_id()
+        try:
+            with backend.admin() as conn:
+                names = [n for n in _own_databases(conn, server.dialect) if n.startswith(f"{PREFIX}_{run}_")]
+            for name in names:
+                backend.drop(name)
+        finally:
+            backend.close()
+
     def to_workerinput(self) -> dict[str, Any]:
         return {
             "run": run_id(),
@@ -125,7 +145,7 @@ class ServerPool:
 
     @classmethod
     def from_workerinput(cls, data: dict[str, Any], base: ServerPool) -> ServerPool:
-        pool = cls(base.urls, base.provider, base.images, base.workdir, owner=False)
+        pool = cls(base.urls, base.provider, base.images, base.timeout, base.workdir, owner=False)
         os.environ["PYTEST_MIGRATIONS_RUN_ID"] = data["run"]  # database names carry the controller's run id
         for dialect, (url, source, detail) in data.get("servers", {}).items():
             pool.servers[dialect] = Server(dialect, make_url(url), source, detail)

@@ -37,6 +37,8 @@ class Settings:
     """Server URL per dialect, from --migrations-url, the ini or the environment."""
     provider: str
     images: dict[str, str]
+    timeout: float
+    """Seconds to wait for a container or local server to accept connections."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -76,6 +78,15 @@ class Settings:
         images = dict(DEFAULT_IMAGES)
         for dialect in ("postgresql", "mysql"):
             images[dialect] = str(pick(f"migrations_{dialect}_image", f"migrations_{dialect}_image") or images[dialect])
+        raw_timeout = pick("migrations_timeout", "migrations_timeout")
+        try:
+            timeout = float(str(raw_timeout))
+            if timeout <= 0:
+                raise ValueError
+        except ValueError:
+            raise pytest.UsageError(
+                f"migrations_timeout must be a positive number of seconds, not {raw_timeout!r}"
+            ) from None
         enabled = config.getoption("migrations") or bool(config.getini("migrations_enabled"))
         return cls(
             enabled=bool(enabled),
@@ -90,12 +101,16 @@ class Settings:
             urls=urls,
             provider=provider,
             images=images,
+            timeout=timeout,
         )
 
 
 def _urls(config: pytest.Config) -> dict[str, str]:
     """Server URLs by dialect: command line, then ini, then environment; a bad URL is a usage error."""
-    given = list(_words(config.getoption("migrations_url"))) or list(_words(config.getini("migrations_url")))
+    # Option and ini values are taken whole (a value is one URL); the environment splits on spaces.
+    given = [
+        u.strip() for u in config.getoption("migrations_url") or config.getini("migrations_url") or [] if u.strip()
+    ]
     given += _words(os.environ.get(URL_ENVIRONMENT, ""))
     for dialect in ("postgresql", "mysql"):
         given += _words(os.environ.get(f"PYTEST_MIGRATIONS_{dialect.upper()}_URL", ""))
@@ -155,6 +170,7 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="Where servers come from: auto (default: URL, else container, else local), url, container, local.",
     )
+    group.addoption("--migrations-timeout", metavar="SECONDS", help="Wait for a started server at most this long (60).")
     group.addoption("--migrations-postgresql-image", metavar="IMAGE", help="PostgreSQL image (postgres:15).")
     group.addoption("--migrations-mysql-image", metavar="IMAGE", help="MySQL/MariaDB image (mariadb:10.11).")
     parser.addini(
@@ -174,5 +190,6 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("migrations_db", "Databases to test on.", type="linelist", default=[])
     parser.addini("migrations_url", "Server URLs (one per dialect).", type="linelist", default=[])
     parser.addini("migrations_provider", "Where servers come from: auto, url, container, local.", default="auto")
+    parser.addini("migrations_timeout", "Seconds to wait for a started server.", default="60")
     parser.addini("migrations_postgresql_image", "PostgreSQL image for the container provider.", default="")
     parser.addini("migrations_mysql_image", "MySQL/MariaDB image for the container provider.", default="")

@@ -24,7 +24,7 @@ def get_pool(config: pytest.Config) -> ServerPool:
     """The run's servers: owned here, or (in an xdist worker) received from the controller."""
     if pool_key not in config.stash:
         settings = config.stash[settings_key]
-        pool = ServerPool(settings.urls, settings.provider, settings.images)
+        pool = ServerPool(settings.urls, settings.provider, settings.images, settings.timeout)
         workerinput = getattr(config, "workerinput", None)
         if workerinput and "pytest_migrations" in workerinput:
             pool = ServerPool.from_workerinput(workerinput["pytest_migrations"], pool)

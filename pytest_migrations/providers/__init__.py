@@ -56,7 +56,9 @@ def with_driver(url: URL) -> URL:
     return url.set(drivername=DEFAULT_DRIVERS.get(dialect, url.drivername))
 
 
-def start_server(dialect: str, provider: str, url: str | None, image: str, workdir: Path | None) -> Server:
+def start_server(
+    dialect: str, provider: str, url: str | None, image: str, workdir: Path | None, timeout: float = 60.0
+) -> Server:
     """Reach or start a ``dialect`` server the way ``provider`` says."""
     if url:
         return Server(dialect, with_driver(make_url(url)), "url")
@@ -68,13 +70,13 @@ def start_server(dialect: str, provider: str, url: str | None, image: str, workd
     from . import containers, local
 
     if provider == "container":
-        return containers.start(dialect, image)
+        return containers.start(dialect, image, timeout)
     if provider == "local":
-        return local.start(dialect, workdir)
+        return local.start(dialect, workdir, timeout)
     if containers.docker_available():
-        return containers.start(dialect, image)
+        return containers.start(dialect, image, timeout)
     if local.binaries_available(dialect):
-        return local.start(dialect, workdir)
+        return local.start(dialect, workdir, timeout)
     raise ProviderError(
         f"no {dialect} server: no URL was given, Docker does not answer, and no local {dialect} binaries were "
         f"found. Either pass a server URL (--migrations-url {dialect}://user:password@host/), start Docker "

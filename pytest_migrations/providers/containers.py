@@ -61,8 +61,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def start(dialect: str, image: str) -> Server:
+def start(dialect: str, image: str, timeout: float = 60.0) -> Server:
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    from testcontainers.core.config import testcontainers_config
+
+    # Wait strategies read their startup timeout from this configuration when they are made.
+    testcontainers_config.max_tries = max(1, int(timeout / testcontainers_config.sleep_time))
     try:
         from testcontainers.community.mysql import MySqlContainer
         from testcontainers.community.postgres import PostgresContainer
@@ -97,7 +101,10 @@ def start(dialect: str, image: str) -> Server:
             container.stop()
         except Exception:
             pass
-        raise ProviderError(f"the {image} container did not become ready: {exc}\ncontainer log tail:\n{tail}") from None
+        raise ProviderError(
+            f"the {image} container did not become ready within {timeout:.0f} s ({type(exc).__name__}: {exc}); "
+            f"is it a {dialect} image? Raise --migrations-timeout if the machine is slow.\ncontainer log tail:\n{tail}"
+        ) from None
     host = container.get_container_host_ip()
     port = int(container.get_exposed_port(5432 if dialect == "postgresql" else 3306))
     driver = "postgresql+psycopg2" if dialect == "postgresql" else "mysql+pymysql"

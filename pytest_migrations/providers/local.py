@@ -108,7 +108,7 @@ def _wait(url: URL, log: Path, timeout: float = 60.0) -> None:
         engine.dispose()
 
 
-def start(dialect: str, workdir: Path | None = None) -> Server:
+def start(dialect: str, workdir: Path | None = None, timeout: float = 60.0) -> Server:
     missing = [b for b in _BINARIES[dialect] if _find(b) is None]
     if missing:
         package = "postgresql (e.g. apt-get install postgresql)" if dialect == "postgresql" else "mariadb-server"
@@ -124,13 +124,15 @@ def start(dialect: str, workdir: Path | None = None) -> Server:
         os.chmod(root, 0o755)
         os.chown(root, user.pw_uid, user.pw_gid)
     try:
-        return _start_postgresql(root, user) if dialect == "postgresql" else _start_mysql(root, user)
+        if dialect == "postgresql":
+            return _start_postgresql(root, user, timeout)
+        return _start_mysql(root, user, timeout)
     except BaseException:
         _stop_dir(root)
         raise
 
 
-def _start_postgresql(root: Path, user: pwd.struct_passwd | None) -> Server:
+def _start_postgresql(root: Path, user: pwd.struct_passwd | None, timeout: float) -> Server:
     initdb, pg_ctl = _find("initdb"), _find("pg_ctl")
     assert initdb and pg_ctl
     # commands.log is ours (root may own it); postgres.log must be writable by the server's user.
@@ -141,11 +143,15 @@ def _start_postgresql(root: Path, user: pwd.struct_passwd | None) -> Server:
         "-c full_page_writes=off -c max_connections=200"
     )
     try:
-        _run([pg_ctl, "-D", str(data), "-l", str(server_log), "-o", options, "-w", "-t", "60", "start"], user, log)
+        _run(
+            [pg_ctl, "-D", str(data), "-l", str(server_log), "-o", options, "-w", "-t", str(int(timeout)), "start"],
+            user,
+            log,
+        )
     except ProviderError as exc:
         raise ProviderError(f"{exc}\npostgres log tail:\n{_tail(server_log)}") from None
     url = URL.create("postgresql+psycopg2", username="postgres", host="127.0.0.1", port=port, database="postgres")
-    _wait(url, server_log)
+    _wait(url, server_log, timeout)
 
     def stop() -> None:
         _stop_dir(root)
@@ -153,7 +159,7 @@ def _start_postgresql(root: Path, user: pwd.struct_passwd | None) -> Server:
     return Server("postgresql", url.set(database=None), "local", f"pg_ctl on port {port}", stop=stop)
 
 
-def _start_mysql(root: Path, user: pwd.struct_passwd | None) -> Server:
+def _start_mysql(root: Path, user: pwd.struct_passwd | None, timeout: float) -> Server:
     install, server = _find("mariadb-install-db"), _find("mariadbd")
     assert install and server
     data, log, port = root / "data", root / "server.log", _free_port()
@@ -188,7 +194,7 @@ def _start_mysql(root: Path, user: pwd.struct_passwd | None) -> Server:
     (root / "server.pid.owner").write_text(str(process.pid))
     url = URL.create("mysql+pymysql", username="root", host="127.0.0.1", port=port)
     try:
-        _wait(url, log)
+        _wait(url, log, timeout)
     except ProviderError:
         process.kill()
         raise

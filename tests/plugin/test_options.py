@@ -69,6 +69,13 @@ def test_skip_revisions_option(project: Project) -> None:
         (["--migrations-expected-heads", "zero"], "*migrations_expected_heads must be a whole number*'zero'*"),
         (["--migrations-db", "oracle"], "*--migrations-db oracle is not supported; choose from*"),
         (["--migrations-config", "nowhere.ini"], "*the Alembic config */nowhere.ini does not exist*"),
+        (
+            ["--migrations-provider", "cloud"],
+            "*--migrations-provider cloud is unknown; choose from auto, url, container, local*",
+        ),
+        (["--migrations-timeout", "-1"], "*migrations_timeout must be a positive number of seconds, not '-1'*"),
+        (["--migrations-url", "sqlite:///x.db"], "*sqlite is not a server the plugin can use*"),
+        (["--migrations-url", "not a url"], "*--migrations-url not a url is not a database URL*"),
         (["--migrations-section", "missing"], "*alembic.ini has no ?missing? section (sections: *alembic*)*"),
     ],
 )

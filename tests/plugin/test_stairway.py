@@ -172,3 +172,18 @@ def test_items_are_correct_in_any_order_and_alone(project: Project) -> None:
     result.assert_outcomes(passed=5)
     result = project.run("--migrations-checks", "stairway", "-k", "d4")
     result.assert_outcomes(passed=1)
+
+
+def test_downgrade_that_raises_names_the_step(project: Project) -> None:
+    """A downgrade that raises fails its stairway item and downgrade_to_base, each naming the downgrade."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix_a", "users", ["name"])', 'raise ValueError("no way back")')
+    result = project.run("--migrations-checks", "stairway,downgrade_to_base")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of revision b2 * raised ValueError: no way back",
+            "*b2_rev.py:* in downgrade*",
+            "downgrade of revision b2 * raised ValueError: no way back",
+        ]
+    )

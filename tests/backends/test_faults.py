@@ -1,0 +1,156 @@
+"""Faults: interrupted runs, crashed workers, servers that never come up, env.py aiming elsewhere."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from pytest_migrations.providers import containers
+
+from ..conftest import SERVER_URLS, plugin_databases, server_url, unavailable
+from ..helpers import Project, users_table
+
+
+def _own_containers() -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={containers.LABEL}"], capture_output=True, text=True, check=False
+    )
+    return out.stdout.split()
+
+
+def test_container_that_never_becomes_ready_is_a_bounded_wait_with_logs(project: Project) -> None:
+    """A container that never answers as PostgreSQL fails after --migrations-timeout, showing its log."""
+    if not containers.docker_available():
+        unavailable("Docker does not answer here; run ../shared/ci/docker-up first")
+    project.revision(**users_table("a1"))
+    start = time.monotonic()
+    result = project.run(
+        "--migrations-db",
+        "postgresql",
+        "--migrations-provider",
+        "container",
+        "--migrations-postgresql-image",
+        "mariadb:10.11",
+        "--migrations-timeout",
+        "4",
+        "--migrations-checks",
+        "stairway",
+    )
+    assert time.monotonic() - start < 60
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the mariadb:10.11 container did not become ready within 4 s*is it a postgresql image?*",
+            "*container log tail:*",
+        ]
+    )
+    assert _own_containers() == []
+
+
+def _interrupt(project: Project, args: list[str], marker: str) -> subprocess.CompletedProcess[str]:
+    """Run pytest in a subprocess and press Ctrl-C once the migration under test is running."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("PYTEST_ADDOPTS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--migrations", "-p", "no:cacheprovider", "-s", *args],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while not (project.root / marker).exists():
+        assert time.monotonic() < deadline, "the migration never started"
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+SLOW = """
+import pathlib, time
+pathlib.Path("started").touch()
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("provider", ["url", "container"])
+def test_ctrl_c_during_a_walk_leaves_nothing_behind(project: Project, provider: str) -> None:
+    """Ctrl-C mid-migration: pytest stops as interrupted; no database and no container of the plugin remain."""
+    args = ["--migrations-db", "postgresql", "--migrations-checks", "stairway"]
+    if provider == "url":
+        args += ["--migrations-url", server_url("postgresql")]
+    else:
+        if not containers.docker_available():
+            unavailable("Docker does not answer here; run ../shared/ci/docker-up first")
+        args += ["--migrations-provider", "container"]
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", SLOW, "pass")
+    result = _interrupt(project, args, "started")
+    assert result.returncode == pytest.ExitCode.INTERRUPTED, result.stdout
+    assert "KeyboardInterrupt" in result.stdout
+    if provider == "url":
+        assert plugin_databases("postgresql") == []
+    assert _own_containers() == []
+
+
+def test_a_killed_xdist_worker_leaves_no_database(project: Project) -> None:
+    """A worker that dies mid-item is reported by xdist; its databases are dropped at the end of the run."""
+    url = server_url("postgresql")
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2",
+        "a1",
+        'import os\nif os.environ.get("PYTEST_XDIST_WORKER") and not os.path.exists("crashed"):\n'
+        '    open("crashed", "w").close()\n    os._exit(3)\nop.create_index("ix", "users", ["name"])',
+        'op.drop_index("ix", "users")',
+    )
+    result = project.run("--migrations-url", url, "-n", "2", "--migrations-checks", "stairway,upgrade_to_head")
+    assert (project.root / "crashed").exists()
+    result.stdout.fnmatch_lines(["*crashed*"])
+    assert plugin_databases("postgresql") == []
+
+
+def test_env_py_aiming_at_another_postgresql_database_is_refused_and_it_is_untouched(project: Project) -> None:
+    """env.py that reads DATABASE_URL is stopped before any migration; that database keeps its data and tables."""
+    url = server_url("postgresql")
+    admin = sa.create_engine(
+        SERVER_URLS["postgresql"].replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql('DROP DATABASE IF EXISTS "pm_production"')
+        conn.exec_driver_sql('CREATE DATABASE "pm_production"')
+    admin.dispose()
+    production = url.rsplit("/", 1)[0] + "/pm_production"
+    engine = sa.create_engine(production.replace("postgresql://", "postgresql+psycopg2://"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE orders (id int primary key)")
+        conn.exec_driver_sql("INSERT INTO orders VALUES (1), (2)")
+    project.revision(**users_table("a1"))
+    project.edit_env(
+        "    connectable = engine_from_config(\n        config.get_section(config.config_ini_section, {}),",
+        "    import os\n    connectable = engine_from_config(\n        {'sqlalchemy.url': os.environ['DATABASE_URL']},",
+    )
+    os.environ["DATABASE_URL"] = production.replace("postgresql://", "postgresql+psycopg2://")
+    try:
+        result = project.run("--migrations-url", url)
+    finally:
+        del os.environ["DATABASE_URL"]
+    result.assert_outcomes(passed=2, failed=4)
+    result.stdout.fnmatch_lines(
+        ["*env.py connected to postgresql+psycopg2://*/pm_production, not to the test database*"]
+    )
+    with engine.connect() as conn:
+        tables = [r[0] for r in conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        rows = conn.exec_driver_sql("SELECT count(*) FROM orders").scalar()
+    engine.dispose()
+    assert tables == ["orders"]  # not even alembic_version was created
+    assert rows == 2
