@@ -20,7 +20,7 @@ Dialects without a fingerprint query fall back to reflecting every table.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,38 +324,94 @@ def _pg_index(definition: str) -> str:
     return _normalise_sql(text)
 
 
-_MYSQL_TABLES = """
-SELECT t.TABLE_NAME, t.TABLE_TYPE, MD5(CONCAT_WS('|',
-  (SELECT GROUP_CONCAT(CONCAT_WS(':', COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(COLUMN_DEFAULT, '~'), EXTRA,
-                                 COLUMN_COMMENT, COALESCE(GENERATION_EXPRESSION, '')) ORDER BY COLUMN_NAME)
-     FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME),
-  (SELECT GROUP_CONCAT(CONCAT_WS(':', INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE, COALESCE(SUB_PART, ''))
-                       ORDER BY INDEX_NAME, SEQ_IN_INDEX)
-     FROM information_schema.STATISTICS s WHERE s.TABLE_SCHEMA = t.TABLE_SCHEMA AND s.TABLE_NAME = t.TABLE_NAME),
-  (SELECT GROUP_CONCAT(CONCAT_WS(':', k.CONSTRAINT_NAME, k.COLUMN_NAME, COALESCE(k.REFERENCED_TABLE_NAME, ''),
-                                 COALESCE(k.REFERENCED_COLUMN_NAME, '')) ORDER BY k.CONSTRAINT_NAME, k.ORDINAL_POSITION)
-     FROM information_schema.KEY_COLUMN_USAGE k WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME),
-  (SELECT GROUP_CONCAT(CONCAT_WS(':', r.CONSTRAINT_NAME, r.UPDATE_RULE, r.DELETE_RULE) ORDER BY r.CONSTRAINT_NAME)
-     FROM information_schema.REFERENTIAL_CONSTRAINTS r
-    WHERE r.CONSTRAINT_SCHEMA = t.TABLE_SCHEMA AND r.TABLE_NAME = t.TABLE_NAME),
-  (SELECT GROUP_CONCAT(CONCAT_WS(':', cc.CONSTRAINT_NAME, cc.CHECK_CLAUSE) ORDER BY cc.CONSTRAINT_NAME)
-     FROM information_schema.CHECK_CONSTRAINTS cc
-    WHERE cc.CONSTRAINT_SCHEMA = t.TABLE_SCHEMA AND cc.TABLE_NAME = t.TABLE_NAME),
-  (SELECT GROUP_CONCAT(CONCAT_WS(':', TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT))
-     FROM information_schema.TRIGGERS tr WHERE tr.EVENT_OBJECT_SCHEMA = t.TABLE_SCHEMA
-      AND tr.EVENT_OBJECT_TABLE = t.TABLE_NAME),
-  t.TABLE_COMMENT,
-  (SELECT v.VIEW_DEFINITION FROM information_schema.VIEWS v
-    WHERE v.TABLE_SCHEMA = t.TABLE_SCHEMA AND v.TABLE_NAME = t.TABLE_NAME)))
-FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = COALESCE(%(schema)s, DATABASE())
-"""
+_MYSQL_QUERIES = {
+    "tables": "SELECT TABLE_NAME, TABLE_TYPE, TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = {s}",
+    "columns": "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, COLUMN_COMMENT, "
+    "GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {s}",
+    "indexes": "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE FROM "
+    "information_schema.STATISTICS WHERE TABLE_SCHEMA = {s} ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+    "foreign_keys": "SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, "
+    "k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, r.UPDATE_RULE, r.DELETE_RULE "
+    "FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r "
+    "ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
+    "AND r.TABLE_NAME = k.TABLE_NAME WHERE k.TABLE_SCHEMA = {s} ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, "
+    "k.ORDINAL_POSITION",
+    "checks": "SELECT TABLE_NAME, CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+    "WHERE CONSTRAINT_SCHEMA = {s}",
+    "triggers": "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT "
+    "FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = {s}",
+    "views": "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {s}",
+}
 
 
 def _mysql_fingerprints(connection: Connection, schema: str | None) -> Iterator[tuple[ObjectKey, Any]]:
-    # GROUP_CONCAT truncates at 1024 bytes by default; a truncated fingerprint could hide a change.
-    connection.exec_driver_sql("SET SESSION group_concat_max_len = 4194304")
-    for name, kind, fingerprint in connection.exec_driver_sql(_MYSQL_TABLES, {"schema": schema}):
-        yield ("view" if kind == "VIEW" else "table", _qualified(schema, name)), fingerprint
+    """Flat information_schema queries, one per kind: MariaDB answers correlated ones very slowly."""
+    where = "%(schema)s" if schema else "DATABASE()"
+    rows = {
+        kind: connection.exec_driver_sql(query.format(s=where), {"schema": schema} if schema else {}).all()
+        for kind, query in _MYSQL_QUERIES.items()
+    }
+    facts: dict[str, set[tuple[str, str]]] = {}
+    views = {name: definition for name, definition in rows["views"]}
+    for name, kind, comment in rows["tables"]:
+        if kind != "VIEW":
+            facts[name] = {("comment", comment)} if comment else set()
+    for table, column, type_, nullable, default, extra, comment, generated in rows["columns"]:
+        if table in facts:
+            facts[table].add((f"column {column}", _mysql_column(type_, nullable, default, extra, comment, generated)))
+    for table, name, group in _grouped(rows["indexes"], 2):
+        unique = "" if group[0][2] else "UNIQUE "
+        cols = _cols(f"{r[3]}({r[4]})" if r[4] else r[3] for r in group)
+        key = "primary key" if name == "PRIMARY" else f"index {_constraint_name(name, table) or cols}"
+        facts.setdefault(table, set()).add((key, f"{unique}{cols} {group[0][5]}".strip()))
+    for table, name, group in _grouped(rows["foreign_keys"], 2):
+        target = _cols(r[5] for r in group)
+        detail = (
+            f"{_cols(r[2] for r in group)} -> {group[0][4]}{target} ON UPDATE {group[0][6]} ON DELETE {group[0][7]}"
+        )
+        facts.setdefault(table, set()).add(
+            (f"foreign key {_constraint_name(name, table) or _cols(r[2] for r in group)}", detail)
+        )
+    for table, name, clause in rows["checks"]:
+        facts.setdefault(table, set()).add((f"check constraint {name}", _normalise_sql(clause)))
+    for table, name, timing, event, statement in rows["triggers"]:
+        facts.setdefault(table, set()).add((f"trigger {name}", _normalise_sql(f"{timing} {event} {statement}")))
+    for table, table_facts in facts.items():
+        qualified = _qualified(schema, table)
+        yield ("table", qualified), ObjectState("table", qualified, frozenset(table_facts))
+    for view, definition in views.items():
+        qualified = _qualified(schema, view)
+        yield (
+            ("view", qualified),
+            ObjectState("view", qualified, frozenset({("definition", _normalise_sql(definition))})),
+        )
+
+
+def _grouped(rows: Sequence[Any], width: int) -> Iterator[tuple[str, str, list[Any]]]:
+    """Consecutive rows sharing their first ``width`` values, as ``(table, name, rows)``."""
+    group: list[Any] = []
+    for row in rows:
+        if group and tuple(row[:width]) != tuple(group[0][:width]):
+            yield group[0][0], group[0][1], group
+            group = []
+        group.append(row)
+    if group:
+        yield group[0][0], group[0][1], group
+
+
+def _mysql_column(
+    type_: str, nullable: str, default: str | None, extra: str, comment: str, generated: str | None
+) -> str:
+    parts = [type_, "NULL" if nullable == "YES" else "NOT NULL"]
+    if generated:
+        parts.append(f"GENERATED ALWAYS AS ({generated})")
+    elif default is not None and default != "NULL":
+        parts.append(f"DEFAULT {default}")
+    if extra:
+        parts.append(extra.upper())
+    if comment:
+        parts.append(f"COMMENT {comment!r}")
+    return " ".join(parts)
 
 
 def _reflect(inspector: Inspector, key: ObjectKey, fingerprint: Any, connection: Connection) -> ObjectState:
