@@ -23,8 +23,10 @@ database (an env.py that reads ``DATABASE_URL`` or hard-codes a URL).
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +126,9 @@ def guard(environment: EnvironmentContext, allowed: frozenset[tuple[str, ...]]) 
                 "created; no migration was run on it. Make env.py honour the URL it is given: build the "
                 'engine from config.get_main_option("sqlalchemy.url") (or engine_from_config(config.get_section('
                 "config.config_ini_section)) as the alembic templates do), or use "
-                'config.attributes["connection"] when it is set, instead of DATABASE_URL or a hard-coded URL.'
+                'config.attributes["connection"] when it is set, instead of DATABASE_URL or a hard-coded URL. '
+                "If env.py reads its URL from an environment variable, name it in migrations_url_variable "
+                "(--migrations-url-variable DATABASE_URL): the plugin then sets it to the test database."
             )
         original(connection=connection, url=url, **kw)
 
@@ -179,7 +183,7 @@ class EnvRunner:
 
         environment = guard(EnvironmentContext(self.config, script, fn=migrations_fn), self._allowed)
         try:
-            with environment:
+            with environment, self._url_variable():
                 script.run_env()
         except MigrationsError as exc:
             if isinstance(exc, MigrationCheckFailed) or not sessions or sessions[-1].pending is None:
@@ -192,6 +196,23 @@ class EnvRunner:
                 raise self._step_failed(sessions[-1], exc) from exc
             raise self._env_failed(exc) from exc
         return sessions
+
+    @contextmanager
+    def _url_variable(self) -> Iterator[None]:
+        """Point the environment variable env.py reads its URL from (if configured) at the test database."""
+        name = self.project.url_variable
+        if not name:
+            yield
+            return
+        previous = os.environ.get(name)
+        os.environ[name] = next(iter(self.urls.values())).render_as_string(hide_password=False)
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = previous
 
     def _step_failed(self, session: Session, exc: BaseException) -> MigrationStepFailed:
         assert session.pending is not None

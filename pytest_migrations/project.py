@@ -56,12 +56,37 @@ def locate_project(rootdir: Path, explicit: Path | None, section: str) -> Projec
     toml = rootdir / "pyproject.toml"
     found = ProjectLocation(ini if ini.is_file() else None, toml if _has_tool_alembic(toml) else None, section)
     if found.ini is None and found.toml is None:
+        nearby = _nearby_configs(rootdir)
+        hint = f"; found {', '.join(str(p.relative_to(rootdir)) for p in nearby)}" if nearby else ""
         raise ConfigurationError(
-            f"no alembic.ini and no [tool.alembic] in pyproject.toml under {rootdir}; "
+            f"no alembic.ini and no [tool.alembic] in pyproject.toml under {rootdir}{hint}; "
             "point the plugin at your Alembic config with --migrations-config PATH "
             "(or migrations_config = PATH in the pytest ini)"
         )
     return found
+
+
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "site-packages", "__pycache__", ".tox", ".nox"}
+
+
+def _nearby_configs(rootdir: Path, depth: int = 3) -> list[Path]:
+    """alembic.ini files a few folders below ``rootdir``, to name in the error."""
+    found: list[Path] = []
+    level = [rootdir]
+    for _ in range(depth):
+        children: list[Path] = []
+        for folder in level:
+            try:
+                entries = sorted(folder.iterdir())
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.is_dir() and entry.name not in _SKIP_DIRS and not entry.name.startswith("."):
+                    children.append(entry)
+                    if (entry / "alembic.ini").is_file():
+                        found.append(entry / "alembic.ini")
+        level = children
+    return found[:5]
 
 
 def _has_tool_alembic(toml: Path) -> bool:
@@ -79,9 +104,13 @@ def _has_tool_alembic(toml: Path) -> bool:
 class AlembicProject:
     """One Alembic environment: config, scripts, graph and env.py, without a database."""
 
-    def __init__(self, location: ProjectLocation, irreversible: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, location: ProjectLocation, irreversible: tuple[str, ...] = (), url_variable: str | None = None
+    ) -> None:
         self.location = location
         self._irreversible = irreversible
+        self.url_variable = url_variable
+        """An environment variable env.py reads its URL from; set to the test database while env.py runs."""
         self._graph: RevisionGraph | RevisionGraphError | None = None
         config = self.make_config()
         try:

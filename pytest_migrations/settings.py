@@ -39,6 +39,8 @@ class Settings:
     images: dict[str, str]
     timeout: float
     """Seconds to wait for a container or local server to accept connections."""
+    url_variable: str | None
+    """Environment variable env.py reads its database URL from, set to the test database's."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -102,6 +104,7 @@ class Settings:
             provider=provider,
             images=images,
             timeout=timeout,
+            url_variable=str(pick("migrations_url_variable", "migrations_url_variable") or "") or None,
         )
 
 
@@ -170,6 +173,11 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="Where servers come from: auto (default: URL, else container, else local), url, container, local.",
     )
+    group.addoption(
+        "--migrations-url-variable",
+        metavar="NAME",
+        help="Environment variable env.py takes its URL from (e.g. DATABASE_URL); set to each test database.",
+    )
     group.addoption("--migrations-timeout", metavar="SECONDS", help="Wait for a started server at most this long (60).")
     group.addoption("--migrations-postgresql-image", metavar="IMAGE", help="PostgreSQL image (postgres:15).")
     group.addoption("--migrations-mysql-image", metavar="IMAGE", help="MySQL/MariaDB image (mariadb:10.11).")
@@ -190,6 +198,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("migrations_db", "Databases to test on.", type="linelist", default=[])
     parser.addini("migrations_url", "Server URLs (one per dialect).", type="linelist", default=[])
     parser.addini("migrations_provider", "Where servers come from: auto, url, container, local.", default="auto")
+    parser.addini("migrations_url_variable", "Environment variable env.py reads its URL from.", default="")
     parser.addini("migrations_timeout", "Seconds to wait for a started server.", default="60")
     parser.addini("migrations_postgresql_image", "PostgreSQL image for the container provider.", default="")
     parser.addini("migrations_mysql_image", "MySQL/MariaDB image for the container provider.", default="")

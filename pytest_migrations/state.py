@@ -37,7 +37,7 @@ def get_project(config: pytest.Config) -> AlembicProject:
     if project_key not in config.stash:
         settings = config.stash[settings_key]
         location = locate_project(config.rootpath, settings.config_path, settings.section)
-        project = AlembicProject(location, settings.irreversible)
+        project = AlembicProject(location, settings.irreversible, settings.url_variable)
         project.check_layout()
         ensure_importable(project)
         config.stash[project_key] = project

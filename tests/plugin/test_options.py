@@ -115,3 +115,14 @@ def test_empty_history_is_not_a_head_problem(project: Project) -> None:
     result = project.run("--migrations-checks", "single_head,stairway")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*the history has no revisions yet*"])
+
+
+def test_missing_config_names_configs_found_below(pytester: pytest.Pytester) -> None:
+    """An alembic.ini in a subfolder is named in the error, with the option to point at it."""
+    (pytester.path / "backend").mkdir()
+    (pytester.path / "backend" / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    result = pytester.runpytest("--migrations")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*found backend/alembic.ini; point the plugin at your Alembic config with --migrations-config*"]
+    )

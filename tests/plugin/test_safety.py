@@ -41,3 +41,17 @@ def test_throwaway_databases_are_removed_after_the_run(project: Project) -> None
     project.run(f"--basetemp={basetemp}")
     leftovers = list(basetemp.rglob("pytest_migrations_*.db"))
     assert leftovers == []
+
+
+def test_env_py_reading_a_variable_is_pointed_at_the_test_database(project: Project) -> None:
+    """migrations_url_variable: env.py that reads DATABASE_URL gets the throwaway database's URL."""
+    project.revision(**users_table("a1"))
+    project.edit_env(
+        "    connectable = engine_from_config(\n        config.get_section(config.config_ini_section, {}),",
+        "    import os\n    connectable = engine_from_config(\n        {'sqlalchemy.url': os.environ['DATABASE_URL']},",
+    )
+    result = project.run("--migrations-url-variable", "DATABASE_URL")
+    result.assert_outcomes(passed=5, skipped=1)
+    result = project.run()
+    result.assert_outcomes(passed=2, errors=0, failed=4)
+    result.stdout.fnmatch_lines(["*KeyError: 'DATABASE_URL'*"])
