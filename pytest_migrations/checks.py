@@ -20,7 +20,7 @@ from sqlalchemy import MetaData
 from .exceptions import ConfigurationError, MigrationCheckFailed, MigrationStepFailed, SchemaMismatch
 from .harness import Harness
 from .history import Revision, RevisionGraph
-from .schema import SchemaSnapshot
+from .schema import SchemaDiff, SchemaSnapshot
 
 CheckResult = str | None
 
@@ -126,6 +126,9 @@ def _compare(expected: SchemaSnapshot, actual: SchemaSnapshot, revision: Revisio
             f"make downgrade() in {revision.path.name} reverse every operation of upgrade() "
             "(objects marked + were left behind, - were removed or not restored, ~ were changed)"
         )
+        suggestion = suggest_downgrade(diff)
+        if suggestion:
+            fix += "; for what was left behind, downgrade() probably needs:\n" + "\n".join(suggestion)
     else:
         summary = (
             f"re-upgrade of revision {revision.label} after its downgrade gives a different schema "
@@ -137,6 +140,34 @@ def _compare(expected: SchemaSnapshot, actual: SchemaSnapshot, revision: Revisio
         summary,
         [("revision", f"{revision.id} in {revision.path}"), ("differences", "\n".join(lines)), ("fix", fix)],
     )
+
+
+_CONSTRAINT_TYPES = {"foreign key": "foreignkey", "unique constraint": "unique", "check constraint": "check"}
+
+
+def suggest_downgrade(diff: SchemaDiff) -> list[str]:
+    """``op.*`` lines that would remove what a downgrade left behind (the ``+`` differences)."""
+    lines: list[str] = []
+    for d in diff:
+        if d.expected is not None:
+            continue
+        schema, _, name = d.name.rpartition(".")
+        where = f', schema="{schema}"' if schema else ""
+        if d.fact is None:
+            if d.kind == "table":
+                lines.append(f'op.drop_table("{name}"{where})')
+            elif d.kind in ("enum", "sequence", "view"):
+                keyword = {"enum": "TYPE", "sequence": "SEQUENCE", "view": "VIEW"}[d.kind]
+                lines.append(f'op.execute("DROP {keyword} {d.name}")')
+            continue
+        kind, _, item = d.fact.rpartition(" ")
+        if kind == "column":
+            lines.append(f'op.drop_column("{name}", "{item}"{where})')
+        elif kind == "index" and not item.startswith("("):
+            lines.append(f'op.drop_index("{item}", table_name="{name}"{where})')
+        elif kind in _CONSTRAINT_TYPES and not item.startswith("("):
+            lines.append(f'op.drop_constraint("{item}", "{name}", type_="{_CONSTRAINT_TYPES[kind]}"{where})')
+    return [f"    {line}" for line in lines]
 
 
 def check_upgrade_to_head(harness: Harness) -> CheckResult:
