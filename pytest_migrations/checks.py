@@ -98,7 +98,7 @@ def check_stairway(harness: Harness, revision: Revision) -> CheckResult:
         _compare(after, final[session.index], revision, "re-upgrade", session)
 
     try:
-        harness.run(dbs, plan)
+        harness.run_live(dbs, plan)
     except MigrationStepFailed as exc:
         harness.drop(dbs)
         raise _describe_walk_failure(exc, revision) from exc.__cause__

@@ -24,6 +24,8 @@ database (an env.py that reads ``DATABASE_URL`` or hard-codes a URL).
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -169,6 +171,8 @@ class EnvRunner:
             it is read from the version table's heads.
         :raises MigrationStepFailed: a step or env.py raised; the error names it.
         """
+        if threading.current_thread() is threading.main_thread():
+            end_live_run()  # alembic.context is one per process: one env.py run at a time
         project, graph = self.project, self.project.graph
         script = project.script
         sessions: list[Session] = []
@@ -290,3 +294,86 @@ def _user_frames(exc: BaseException, focus: Path) -> str:
     lines = [f"{f.filename}:{f.lineno} in {f.name}\n    {f.line}" for f in user]
     lines.append(f"{type(exc).__name__}: {exc}")
     return "\n".join(lines)
+
+
+class LiveRun:
+    """One env.py run kept open in a thread, executing plans handed to it one after another.
+
+    A stairway item is one plan; running each in its own env.py run pays env.py's
+    imports, engine, connection, logging setup and version-table checks every time.
+    Consecutive items on the same database instead feed their plans to one open run:
+    the migrations function is a generator that waits for the next plan between items.
+    :meth:`close` ends the run the normal way (env.py commits and disconnects); a plan
+    that fails ends it with that failure, exactly as a one-shot run would.
+
+    Only for single-database environments: ``multidb`` runs the migrations function
+    once per database, one after the other.
+    """
+
+    _CLOSE = object()
+
+    def __init__(self, runner: EnvRunner) -> None:
+        global _active_live
+        end_live_run()
+        _active_live = self
+        self.runner = runner
+        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._outbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.busy = False
+        self.alive = True
+        self._thread = threading.Thread(target=self._main, name="pytest-migrations env.py", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            self.runner.run(self._feed)
+        except BaseException as exc:  # handed to the caller waiting in execute()
+            self._outbox.put(("error", exc))
+        else:
+            self._outbox.put(("closed", None))
+
+    def _feed(self, session: Session) -> Iterator[RevisionStep]:
+        while True:
+            plan = self._inbox.get()
+            if plan is self._CLOSE:
+                return
+            session.completed.clear()
+            yield from plan(session)
+            self._outbox.put(("done", None))
+
+    def execute(self, plan: Plan) -> None:
+        """Run ``plan`` in the open run; re-raise its failure (the run is then over)."""
+        self.busy = True
+        self._inbox.put(plan)
+        kind, payload = self._outbox.get()
+        self.busy = False
+        if kind == "error":
+            self.alive = False
+            raise payload
+        if kind == "closed":  # env.py ended the run by itself (it never called run_migrations)
+            self.alive = False
+
+    def close(self) -> None:
+        """End the run: env.py commits and disconnects. Abandons a run still busy (after Ctrl-C)."""
+        global _active_live
+        if _active_live is self:
+            _active_live = None
+        if not self.alive or self.busy:
+            self.alive = False
+            return
+        self.alive = False
+        self._inbox.put(self._CLOSE)
+        kind, payload = self._outbox.get()
+        self._thread.join(timeout=30)
+        if kind == "error":
+            raise payload
+
+
+_active_live: LiveRun | None = None
+"""The open env.py run of this process, if any: alembic.context allows one at a time."""
+
+
+def end_live_run() -> None:
+    """End the open env.py run, whichever harness opened it."""
+    if _active_live is not None:
+        _active_live.close()

@@ -25,7 +25,7 @@ from alembic.runtime.migration import RevisionStep
 from sqlalchemy.engine import URL
 
 from .backends import Backend, database_name, run_id
-from .envrun import EnvRunner, Plan, Session
+from .envrun import EnvRunner, LiveRun, Plan, Session
 from .history import RevisionGraph
 from .project import AlembicProject
 from .schema import SchemaSnapshot, SnapshotTaker
@@ -63,6 +63,7 @@ class Harness:
         self._checkpoints: dict[int, DatabaseSet] = {}
         self._owned: dict[str, DatabaseSet] = {}
         self._templates: dict[frozenset[str], DatabaseSet] = {}
+        self._live: tuple[str, LiveRun] | None = None
 
     @property
     def graph(self) -> RevisionGraph:
@@ -84,12 +85,14 @@ class Harness:
         return dbs
 
     def clone(self, source: DatabaseSet) -> DatabaseSet:
+        self.end_live(source)  # a clone copies committed state, with nobody connected to the source
         names = self._names()
         dbs = DatabaseSet(names, {s: self.backend.clone(source.names[s], n) for s, n in names.items()})
         self._owned[dbs.key] = dbs
         return dbs
 
     def drop(self, dbs: DatabaseSet) -> None:
+        self.end_live(dbs)
         self._runners.pop(dbs.key, None)
         self._owned.pop(dbs.key, None)
         for name in dbs.names.values():
@@ -97,6 +100,7 @@ class Harness:
 
     def close(self) -> None:
         """Drop every database of this process."""
+        self.end_live()
         for dbs in list(self._owned.values()):
             self.drop(dbs)
         self._cursor = None
@@ -112,8 +116,36 @@ class Harness:
         return self._runners[dbs.key]
 
     def run(self, dbs: DatabaseSet, plan: Plan) -> list[Session]:
-        """Run ``plan`` through env.py on ``dbs``."""
+        """Run ``plan`` through env.py on ``dbs``, in an env.py run of its own."""
+        if self._live is not None and self._live[0] == dbs.key:
+            self.end_live()
         return self.runner(dbs).run(plan)
+
+    def run_live(self, dbs: DatabaseSet, plan: Plan) -> None:
+        """Run ``plan`` on ``dbs`` in the env.py run kept open for it (opened now if needed).
+
+        Consecutive plans on one database share one env.py run. Falls back to a run of
+        its own where an open run cannot work: ``multidb`` environments, and env.py
+        reading its URL from an environment variable (which must not stay set between items).
+        """
+        if self.project.is_multidb or self.project.url_variable:
+            self.run(dbs, plan)
+            return
+        if self._live is None or self._live[0] != dbs.key or not self._live[1].alive:
+            self.end_live()
+            self._live = (dbs.key, LiveRun(self.runner(dbs)))
+        live = self._live[1]
+        try:
+            live.execute(plan)
+        finally:
+            if not live.alive:
+                self._live = None
+
+    def end_live(self, dbs: DatabaseSet | None = None) -> None:
+        """End the open env.py run (of ``dbs`` only, when given): env.py commits and disconnects."""
+        if self._live is not None and (dbs is None or self._live[0] == dbs.key):
+            live, self._live = self._live[1], None
+            live.close()
 
     def capture(self, session: Session) -> SchemaSnapshot:
         """Snapshot the live database of ``session``, leaving out Alembic's version table."""

@@ -78,7 +78,10 @@ def test_enum_type_left_behind_by_a_postgresql_downgrade(project: Project) -> No
     result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ['*+ enum "mood": present after the downgrade (happy, sad), absent before the upgrade*', '*op.execute("DROP TYPE mood")']
+        [
+            '*+ enum "mood": present after the downgrade (happy, sad), absent before the upgrade*',
+            '*op.execute("DROP TYPE mood")',
+        ]
     )
 
 
