@@ -66,8 +66,9 @@ def _bodies(i: int) -> tuple[str, str, str]:
         down = f'with op.batch_alter_table("{table}") as b:\n    b.alter_column("{col}", type_=sa.String(30))'
         return f"widen {table}.{col}", up, down
     if kind == 3:
-        up = f'with op.batch_alter_table("{table}") as b:\n    b.alter_column("{col}", new_column_name="{col}_r", existing_type=sa.String(60))'
-        down = f'with op.batch_alter_table("{table}") as b:\n    b.alter_column("{col}_r", new_column_name="{col}", existing_type=sa.String(60))'
+        batch = f'with op.batch_alter_table("{table}") as b:\n    b.alter_column('
+        up = batch + f'"{col}", new_column_name="{col}_r", existing_type=sa.String(60))'
+        down = batch + f'"{col}_r", new_column_name="{col}", existing_type=sa.String(60))'
         return f"rename {table}.{col}", up, down
     if kind == 4:
         up = f"""
