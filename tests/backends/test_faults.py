@@ -154,3 +154,27 @@ def test_env_py_aiming_at_another_postgresql_database_is_refused_and_it_is_untou
     engine.dispose()
     assert tables == ["orders"]  # not even alembic_version was created
     assert rows == 2
+
+
+def test_connection_lost_mid_migration_fails_that_item_and_the_run_goes_on(project: Project) -> None:
+    """The server drops the connection during a step: that item fails saying so, later items run, nothing is left."""
+    url = server_url("postgresql")
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.execute("SELECT pg_terminate_backend(pg_backend_pid())")', "pass")
+    project.revision(
+        "c3",
+        None,
+        'op.create_table("other", sa.Column("id", sa.Integer, primary_key=True))',
+        'op.drop_table("other")',
+        branch_labels="other",
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway", "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "*stairway?a1? PASSED*",
+            "*stairway?b2? FAILED*",
+            "*stairway?c3? *",
+            "upgrade of revision b2 * raised OperationalError*",
+        ]
+    )
+    assert plugin_databases("postgresql") == []

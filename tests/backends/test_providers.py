@@ -19,6 +19,16 @@ def _history(project: Project) -> None:
     )
 
 
+RUNNER_TEST = """
+def test_runner(migration_runner):
+    migration_runner.upgrade("a1")
+    migration_runner.insert("users", [{"id": 1, "name": "Ada"}])
+    migration_runner.upgrade("heads")
+    assert migration_runner.execute("SELECT name FROM users") == [("Ada",)]
+    migration_runner.roundtrip("b2")
+"""
+
+
 def _own_containers() -> list[str]:
     out = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"label={containers.LABEL}"], capture_output=True, text=True, check=False
@@ -32,8 +42,9 @@ def test_local_server_process(project: Project, dialect: str, tmp_path_factory: 
     if not local.binaries_available(dialect):
         unavailable(f"no local {dialect} server binaries on this machine")
     _history(project)
+    project.pytester.makepyfile(test_runner=RUNNER_TEST)
     result = project.run("--migrations-db", dialect, "--migrations-provider", "local")
-    result.assert_outcomes(passed=6, skipped=1)
+    result.assert_outcomes(passed=6 + 1, skipped=1)
     result.stdout.fnmatch_lines([f"migrations: *database {dialect} via local*"])
     leftovers = [p for p in __import__("pathlib").Path(__import__("tempfile").gettempdir()).glob(f"{local.PREFIX}*")]
     assert leftovers == []
@@ -45,8 +56,9 @@ def test_container_server(project: Project, dialect: str) -> None:
     if not containers.docker_available():
         unavailable("Docker does not answer here; run ../shared/ci/docker-up first")
     _history(project)
+    project.pytester.makepyfile(test_runner=RUNNER_TEST)
     result = project.run("--migrations-db", dialect, "--migrations-provider", "container", "-n", "2")
-    result.assert_outcomes(passed=6, skipped=1)
+    result.assert_outcomes(passed=6 + 1, skipped=1)
     assert _own_containers() == []
 
 
