@@ -204,6 +204,7 @@ def check_downgrade_to_base(harness: Harness) -> CheckResult:
     blocked = [rev for rev in graph.order if rev.irreversible]
     stop = max((graph.position[rev.id] for rev in blocked), default=-1)
     floor = graph.prefix(stop + 1)
+    expected = harness.fresh_snapshots() if not floor else []
     dbs = harness.database_at(len(graph))
     leftovers: list[SchemaSnapshot] = []
 
@@ -222,20 +223,20 @@ def check_downgrade_to_base(harness: Harness) -> CheckResult:
             f"downgraded from head down to {rev.short_id}, which is irreversible ({rev.irreversible}); "
             "the revisions below it were not downgraded"
         )
-    for snapshot in leftovers:
-        diff = SchemaSnapshot({}, snapshot.dialect).diff(snapshot)
+    for fresh, snapshot in zip(expected, leftovers, strict=True):
+        diff = fresh.diff(snapshot)
         if diff:
             raise SchemaMismatch(
-                f"downgrading every revision to base leaves {len(diff)} object(s) behind",
+                f"downgrading every revision to base leaves {len(diff)} difference(s) from a fresh database",
                 [
-                    ("left behind", "\n".join(diff.render_lines("in an empty database", "after downgrading to base"))),
+                    ("left behind", "\n".join(diff.render_lines("in a fresh database", "after downgrading to base"))),
                     ("fix", "some downgrade() does not drop what its upgrade() creates; the stairway items show which"),
                 ],
             )
     return None
 
 
-def load_models(path: str) -> MetaData:
+def load_models(path: str, setting: str = "migrations_models") -> MetaData:
     """Import ``package.module:attribute`` (a MetaData, or a declarative base with ``.metadata``)."""
     module_name, _, attribute = path.partition(":")
     try:
@@ -245,11 +246,11 @@ def load_models(path: str) -> MetaData:
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(
             f"cannot load the models {path!r}: {type(exc).__name__}: {exc}; "
-            "migrations_models takes module.path:attribute, e.g. myapp.models:Base.metadata"
+            f"{setting} takes module.path:attribute, e.g. myapp.models:Base.metadata"
         ) from exc
     metadata = getattr(obj, "metadata", obj)
     if not isinstance(metadata, MetaData):
-        raise ConfigurationError(f"migrations_models {path!r} is a {type(obj).__name__}, not a MetaData")
+        raise ConfigurationError(f"{setting} {path!r} is a {type(obj).__name__}, not a MetaData")
     return metadata
 
 
@@ -268,7 +269,7 @@ def check_drift(harness: Harness, models: str | None = None) -> CheckResult:
             return
         upgrade_ops = produce_migrations(context, metadata).upgrade_ops
         if upgrade_ops is not None and not upgrade_ops.is_empty():
-            reports.append(render_python_code(upgrade_ops).strip())
+            reports.append(_dedent_rendered(render_python_code(upgrade_ops)))
         return
         yield  # a plan is a generator even when it runs no step
 
@@ -290,6 +291,13 @@ def check_drift(harness: Harness, models: str | None = None) -> CheckResult:
             ],
         )
     return None
+
+
+def _dedent_rendered(code: str) -> str:
+    """render_python_code indents every line but the first by four spaces; align them."""
+    lines = code.strip().splitlines()
+    body = [line[4:] if line.startswith("    ") else line for line in lines[1:]]
+    return "\n".join([lines[0], *body]) if lines else ""
 
 
 def _comparisons(opts: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .checks import load_models
 from .exceptions import MigrationsError
 from .harness import Harness
 from .history import Revision, RevisionGraph
@@ -21,12 +22,14 @@ def _migrations_harnesses(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Harnesses]:
     """This process's workbenches of throwaway databases, one per database kind; all dropped at the end."""
+    settings = request.config.stash[settings_key]
     try:
         project = get_project(request.config)
+        baseline = load_models(settings.baseline, "migrations_baseline") if settings.baseline else None
     except MigrationsError as exc:
         pytest.fail(exc.render(), pytrace=False)
     harnesses = Harnesses(
-        project, get_pool(request.config), tmp_path_factory.mktemp("migrations"), worker_id(request.config)
+        project, get_pool(request.config), tmp_path_factory.mktemp("migrations"), worker_id(request.config), baseline
     )
     try:
         yield harnesses

@@ -21,8 +21,11 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from alembic.runtime.migration import RevisionStep
+from sqlalchemy import MetaData
 from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
 
 from .backends import Backend, database_name, run_id
 from .envrun import EnvRunner, LiveRun, Plan, Session
@@ -48,10 +51,18 @@ class Harness:
     """Makes, positions, snapshots and drops the throwaway databases of one process."""
 
     def __init__(
-        self, project: AlembicProject, backend: Backend, *, worker: str | None = None, checkpoint_every: int = 8
+        self,
+        project: AlembicProject,
+        backend: Backend,
+        *,
+        worker: str | None = None,
+        checkpoint_every: int = 8,
+        baseline: MetaData | None = None,
     ) -> None:
         self.project = project
         self.backend = backend
+        self.baseline = baseline
+        """Tables every fresh database starts with, for histories whose first revision expects them."""
         self.worker = worker
         self.checkpoint_every = max(1, checkpoint_every)
         self.snapshots = SnapshotTaker()
@@ -78,11 +89,34 @@ class Harness:
         return {s: database_name(run_id(), self.worker, serial, s if multi else None) for s in sections}
 
     def create(self) -> DatabaseSet:
-        """A new set of empty databases."""
+        """A new set of fresh databases: empty, or holding the baseline tables."""
         names = self._names()
         dbs = DatabaseSet(names, {s: self.backend.create(n) for s, n in names.items()})
         self._owned[dbs.key] = dbs
+        if self.baseline is not None:
+            for url in dbs.urls.values():
+                engine = sa.create_engine(url, poolclass=NullPool)
+                try:
+                    self.baseline.create_all(engine)
+                finally:
+                    engine.dispose()
         return dbs
+
+    def fresh_snapshots(self) -> list[SchemaSnapshot]:
+        """The schema of a fresh database (one per multidb database): what downgrading to base must give."""
+        dbs = self.create()
+        taken: list[SchemaSnapshot] = []
+
+        def plan(session: Session) -> Iterator[RevisionStep]:
+            taken.append(self.capture(session))
+            return
+            yield
+
+        try:
+            self.run(dbs, plan)
+        finally:
+            self.drop(dbs)
+        return taken
 
     def clone(self, source: DatabaseSet) -> DatabaseSet:
         self.end_live(source)  # a clone copies committed state, with nobody connected to the source

@@ -61,10 +61,15 @@ class Difference:
                 return f"- {what}: missing {actual_label} (it exists {expected_label})"
             return f"+ {what}: present {actual_label} ({self.actual}), absent {expected_label}"
         if self.actual is None:
-            return f"- {what}: {self.fact} {self.expected}: missing {actual_label} (it exists {expected_label})"
+            return f"- {what}: {_fact(self.fact, self.expected)}: missing {actual_label} (it exists {expected_label})"
         if self.expected is None:
-            return f"+ {what}: {self.fact} {self.actual}: present {actual_label}, absent {expected_label}"
+            return f"+ {what}: {_fact(self.fact, self.actual)}: present {actual_label}, absent {expected_label}"
         return f"~ {what}: {self.fact}: {self.expected} {expected_label}, but {self.actual} {actual_label}"
+
+
+def _fact(fact: str, detail: str | None) -> str:
+    """``column email VARCHAR(120) NULL``; an unnamed constraint's key already is its text."""
+    return fact if not detail or fact.endswith(detail) else f"{fact} {detail}"
 
 
 @dataclass(frozen=True)

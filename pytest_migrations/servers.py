@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
@@ -176,8 +177,16 @@ CHECKPOINT_EVERY = {"sqlite": 8, "postgresql": 32, "mysql": 64}
 class Harnesses:
     """One :class:`~pytest_migrations.harness.Harness` per database kind, made on first use."""
 
-    def __init__(self, project: AlembicProject, pool: ServerPool, sqlite_dir: Path, worker: str | None) -> None:
+    def __init__(
+        self,
+        project: AlembicProject,
+        pool: ServerPool,
+        sqlite_dir: Path,
+        worker: str | None,
+        baseline: MetaData | None = None,
+    ) -> None:
         self.project = project
+        self.baseline = baseline
         self.pool = pool
         self.sqlite_dir = sqlite_dir
         self.worker = worker
@@ -190,7 +199,11 @@ class Harnesses:
             else:
                 backend = backend_for(self.pool.get(dialect))
             self._harnesses[dialect] = Harness(
-                self.project, backend, worker=self.worker, checkpoint_every=CHECKPOINT_EVERY[dialect]
+                self.project,
+                backend,
+                worker=self.worker,
+                checkpoint_every=CHECKPOINT_EVERY[dialect],
+                baseline=self.baseline,
             )
         return self._harnesses[dialect]
 

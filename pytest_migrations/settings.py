@@ -41,6 +41,8 @@ class Settings:
     """Seconds to wait for a container or local server to accept connections."""
     url_variable: str | None
     """Environment variable env.py reads its database URL from, set to the test database's."""
+    baseline: str | None
+    """``module:attr`` of a MetaData every fresh database is created with, before any revision."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -105,6 +107,7 @@ class Settings:
             images=images,
             timeout=timeout,
             url_variable=str(pick("migrations_url_variable", "migrations_url_variable") or "") or None,
+            baseline=str(pick("migrations_baseline", "migrations_baseline") or "") or None,
         )
 
 
@@ -178,6 +181,11 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="Environment variable env.py takes its URL from (e.g. DATABASE_URL); set to each test database.",
     )
+    group.addoption(
+        "--migrations-baseline",
+        metavar="MODULE:ATTR",
+        help="MetaData created in every fresh database before the first revision (a baseline schema).",
+    )
     group.addoption("--migrations-timeout", metavar="SECONDS", help="Wait for a started server at most this long (60).")
     group.addoption("--migrations-postgresql-image", metavar="IMAGE", help="PostgreSQL image (postgres:15).")
     group.addoption("--migrations-mysql-image", metavar="IMAGE", help="MySQL/MariaDB image (mariadb:10.11).")
@@ -199,6 +207,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("migrations_url", "Server URLs (one per dialect).", type="linelist", default=[])
     parser.addini("migrations_provider", "Where servers come from: auto, url, container, local.", default="auto")
     parser.addini("migrations_url_variable", "Environment variable env.py reads its URL from.", default="")
+    parser.addini("migrations_baseline", "module:attribute of a baseline MetaData for fresh databases.", default="")
     parser.addini("migrations_timeout", "Seconds to wait for a started server.", default="60")
     parser.addini("migrations_postgresql_image", "PostgreSQL image for the container provider.", default="")
     parser.addini("migrations_mysql_image", "MySQL/MariaDB image for the container provider.", default="")

@@ -113,3 +113,40 @@ def test_multidb_template(pytester: pytest.Pytester) -> None:
     result = project.run("--migrations-checks", "stairway")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*does not undo its upgrade (database 1)*", '*+ table "two": present after*'])
+
+
+def test_baseline_schema_for_histories_that_start_from_create_all(project: Project) -> None:
+    """Like MLflow's: the first revision alters tables made by metadata.create_all; a baseline provides them."""
+    project.pytester.makepyfile(
+        baseline="""
+        import sqlalchemy as sa
+        metadata = sa.MetaData()
+        sa.Table("metrics", metadata, sa.Column("key", sa.String(50), primary_key=True))
+        """
+    )
+    project.revision(
+        "a1",
+        None,
+        'op.add_column("metrics", sa.Column("step", sa.Integer))',
+        'with op.batch_alter_table("metrics") as b:\n    b.drop_column("step")',
+    )
+    result = project.run("--migrations-checks", "upgrade_to_head,stairway,downgrade_to_base")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*no such table: metrics*"])
+    result = project.run(
+        "--migrations-checks",
+        "upgrade_to_head,stairway,downgrade_to_base",
+        "--migrations-baseline",
+        "baseline:metadata",
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_downgrade_to_base_compares_with_a_fresh_database(project: Project) -> None:
+    """Something left at base is named, compared with a fresh database."""
+    project.revision("a1", None, 'op.create_table("keep", sa.Column("id", sa.Integer, primary_key=True))', "pass")
+    result = project.run("--migrations-checks", "downgrade_to_base")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["downgrading every revision to base leaves 1 difference(s) from a fresh database", '*+ table "keep"*']
+    )
