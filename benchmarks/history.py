@@ -9,7 +9,10 @@ must pass: a failure is a false positive of the plugin.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 from alembic import command
@@ -114,3 +117,15 @@ def generate(root: Path, count: int) -> Path:
             )
         )
     return ini
+
+
+def time_pytest_stairway(ini: Path, *args: str) -> float:
+    """Wall time of ``pytest --migrations --migrations-checks stairway`` on the project; it must pass."""
+    command = [sys.executable, "-m", "pytest", "--migrations", "--migrations-checks", "stairway", "-q"]
+    command += ["-p", "no:cacheprovider", "-p", "no:randomly", *args]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ini.parent, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"pytest stairway failed on a correct history (a false positive):\n{result.stdout[-3000:]}")
+    return elapsed

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import io
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from history import generate
+from history import generate, time_pytest_stairway
 
 from pytest_migrations.checks import check_stairway
 from pytest_migrations.harness import Harness
@@ -81,34 +80,7 @@ def lower_bound(ini: Path, url: str) -> float:
 
 
 def pytest_run(ini: Path, url: str, workers: int) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--migrations",
-            "--migrations-checks",
-            "stairway",
-            "-q",
-            "-n",
-            str(workers),
-            "--migrations-url",
-            url,
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-        ],
-        cwd=ini.parent,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"pytest failed on a correct history (a false positive):\n{result.stdout[-3000:]}")
-    return elapsed
+    return time_pytest_stairway(ini, "-n", str(workers), "--migrations-url", url)
 
 
 def runner_uses(ini: Path, url: str, uses: int = 5) -> list[float]:

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import io
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from history import generate
+from history import generate, time_pytest_stairway
 
 from pytest_migrations.backends.sqlite import SQLiteBackend
 from pytest_migrations.checks import check_stairway
@@ -76,30 +75,7 @@ def lower_bound(ini: Path, work: Path) -> float:
 
 
 def pytest_run(ini: Path) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--migrations",
-            "--migrations-checks",
-            "stairway",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-        ],
-        cwd=ini.parent,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"pytest stairway failed on a correct history (a false positive):\n{result.stdout[-3000:]}")
-    return elapsed
+    return time_pytest_stairway(ini)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import heapq
 import re
 import traceback
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,25 +135,11 @@ class RevisionGraph:
 
     def ancestors(self, revision_ids: Iterable[str]) -> frozenset[str]:
         """The given revisions and everything they require, transitively."""
-        seen: set[str] = set()
-        stack = list(revision_ids)
-        while stack:
-            rid = stack.pop()
-            if rid not in seen:
-                seen.add(rid)
-                stack.extend(self._by_id[rid].requires)
-        return frozenset(seen)
+        return _closure(revision_ids, lambda rid: self._by_id[rid].requires)
 
     def descendants(self, revision_ids: Iterable[str]) -> frozenset[str]:
         """The given revisions and everything that requires them, transitively."""
-        seen: set[str] = set()
-        stack = list(revision_ids)
-        while stack:
-            rid = stack.pop()
-            if rid not in seen:
-                seen.add(rid)
-                stack.extend(self._children[rid])
-        return frozenset(seen)
+        return _closure(revision_ids, self._children.__getitem__)
 
     def sorted(self, revision_ids: Iterable[str], *, reverse: bool = False) -> list[str]:
         """Revision ids in graph order (or its reverse, the order to downgrade them in)."""
@@ -171,6 +157,17 @@ class RevisionGraph:
         applied = frozenset(applied)
         covered = {p for rid in applied for p in self._by_id[rid].requires}
         return tuple(rid for rid in self.sorted(applied) if rid not in covered)
+
+
+def _closure(start: Iterable[str], edges: Callable[[str], Iterable[str]]) -> frozenset[str]:
+    seen: set[str] = set()
+    stack = list(start)
+    while stack:
+        rid = stack.pop()
+        if rid not in seen:
+            seen.add(rid)
+            stack.extend(edges(rid))
+    return frozenset(seen)
 
 
 def load_graph(script: ScriptDirectory, irreversible: Sequence[str] = ()) -> RevisionGraph:

@@ -62,3 +62,14 @@ def plugin_databases(dialect: str) -> list[str]:
         names = [row[0] for row in conn.exec_driver_sql(query) if row[0].startswith("pytest_migrations_")]
     engine.dispose()
     return names
+
+
+def recreate_database(name: str) -> str:
+    """Create (again) a database of the test's own on the PostgreSQL test server; return its sync URL."""
+    admin_url = with_driver(sa.make_url(SERVER_URLS["postgresql"]))
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return admin_url.set(database=name).render_as_string(hide_password=False)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from pytest_migrations.providers import containers
 
-from ..conftest import SERVER_URLS, plugin_databases, server_url, unavailable
+from ..conftest import plugin_databases, recreate_database, server_url, unavailable
 from ..helpers import Project, users_table
 
 
@@ -122,15 +122,8 @@ def test_a_killed_xdist_worker_leaves_no_database(project: Project) -> None:
 def test_env_py_aiming_at_another_postgresql_database_is_refused_and_it_is_untouched(project: Project) -> None:
     """env.py that reads DATABASE_URL is stopped before any migration; that database keeps its data and tables."""
     url = server_url("postgresql")
-    admin = sa.create_engine(
-        SERVER_URLS["postgresql"].replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.exec_driver_sql('DROP DATABASE IF EXISTS "pm_production"')
-        conn.exec_driver_sql('CREATE DATABASE "pm_production"')
-    admin.dispose()
-    production = url.rsplit("/", 1)[0] + "/pm_production"
-    engine = sa.create_engine(production.replace("postgresql://", "postgresql+psycopg2://"))
+    production = recreate_database("pm_production")
+    engine = sa.create_engine(production)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE orders (id int primary key)")
         conn.exec_driver_sql("INSERT INTO orders VALUES (1), (2)")
@@ -139,7 +132,7 @@ def test_env_py_aiming_at_another_postgresql_database_is_refused_and_it_is_untou
         "    connectable = engine_from_config(\n        config.get_section(config.config_ini_section, {}),",
         "    import os\n    connectable = engine_from_config(\n        {'sqlalchemy.url': os.environ['DATABASE_URL']},",
     )
-    os.environ["DATABASE_URL"] = production.replace("postgresql://", "postgresql+psycopg2://")
+    os.environ["DATABASE_URL"] = production
     try:
         result = project.run("--migrations-url", url)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from ..conftest import SERVER_URLS, plugin_databases, server_url
+from ..conftest import SERVER_URLS, plugin_databases, recreate_database, server_url
 from ..helpers import Project, users_table
 
 DIALECTS = ["postgresql", "mysql"]
@@ -202,22 +202,13 @@ def test_leftovers_of_a_killed_run_are_removed_and_live_runs_kept(project: Proje
 
 def test_user_database_in_the_url_is_never_touched(project: Project) -> None:
     """The database named in --migrations-url holds data; after a run it is exactly as it was."""
-    url = server_url("postgresql")
-    admin = sa.create_engine(
-        SERVER_URLS["postgresql"].replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.exec_driver_sql('DROP DATABASE IF EXISTS "pm_users_own_db"')
-        conn.exec_driver_sql('CREATE DATABASE "pm_users_own_db"')
-    admin.dispose()
-    own = sa.create_engine(
-        url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://") + "/pm_users_own_db"
-    )
+    server_url("postgresql")
+    own_url = recreate_database("pm_users_own_db")
+    own = sa.create_engine(own_url)
     with own.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE customers (id int primary key, name text)")
         conn.exec_driver_sql("INSERT INTO customers VALUES (1, 'Ada')")
     project.revision(**users_table("a1"))
-    own_url = url.rsplit("/", 1)[0] + "/pm_users_own_db"
     project.run("--migrations-url", own_url).assert_outcomes(passed=5, skipped=1)
     with own.connect() as conn:
         tables = [r[0] for r in conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname='public'")]
