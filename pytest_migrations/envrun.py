@@ -225,7 +225,8 @@ class EnvRunner:
         where = StepContext(rid, rev.path, label, tuple(r for _, r in session.completed))
         summary = f"{label} of revision {rev.label} raised {type(exc).__name__}: {exc}"
         sections = [("raised at", _user_frames(exc, rev.path))]
-        if isinstance(exc, NotImplementedError) and label == "downgrade":
+        missing_downgrade = isinstance(exc, AttributeError) and "downgrade" in str(exc)
+        if (isinstance(exc, NotImplementedError) or missing_downgrade) and label == "downgrade":
             sections.append(
                 (
                     "fix",

@@ -260,6 +260,17 @@ def _diagnose(script: ScriptDirectory, exc: Exception) -> list[GraphProblem]:
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, (CycleDetected, DependencyCycleDetected)):
         cause = cause.__cause__ or cause.__context__
+    missing = (
+        re.match(r"module '(.+?)' has no attribute '(\w+)'", str(exc)) if isinstance(exc, AttributeError) else None
+    )
+    if missing:
+        module, attribute = missing.groups()
+        path = next((p for p in _revision_files(script) if p.name.replace(".", "_") == module), None)
+        name = path.name if path else module
+        fix = (
+            "down_revision = None for a base revision, or the id of its parent" if attribute == "down_revision" else ""
+        )
+        return [GraphProblem("attribute", f"{name} sets no {attribute}; add {fix or attribute}", path)]
     if cause is not None:
         revs = ", ".join(cause.revisions)
         return [

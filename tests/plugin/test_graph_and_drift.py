@@ -134,3 +134,21 @@ def test_public_drift_assertion_in_a_user_test(project: Project) -> None:
     )
     result = project.pytester.runpytest("-p", "no:cacheprovider", "test_drift.py")
     result.assert_outcomes(passed=1)
+
+
+def test_revision_without_down_revision_names_the_file(project: Project) -> None:
+    project.revision(**users_table("a1"))
+    path = project.revision("b2", "a1")
+    path.write_text(path.read_text().replace("down_revision = 'a1'\n", ""))
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*b2_rev.py sets no down_revision; add down_revision = None for a base revision*"])
+
+
+def test_revision_without_downgrade_fails_its_item_with_the_hint(project: Project) -> None:
+    project.revision(**users_table("a1"))
+    path = project.revision("b2", "a1", 'op.create_index("ix", "users", ["name"])')
+    path.write_text(path.read_text().replace("def downgrade():\n    pass", ""))
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["downgrade of revision b2 * raised AttributeError*", "*irreversible = True*"])
