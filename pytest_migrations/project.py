@@ -101,6 +101,22 @@ def _has_tool_alembic(toml: Path) -> bool:
     return "alembic" in data.get("tool", {})
 
 
+def _anchor_relative_location(config: Config, location: str, loc: ProjectLocation) -> None:
+    """A relative script_location is relative to the working directory for Alembic.
+
+    ``alembic`` is run from the project's root; pytest may not be. When the folder is not
+    found from the working directory but is next to the config file, use that one.
+    """
+    path = Path(location)
+    if path.is_absolute() or ":" in location or path.is_dir():
+        return
+    config_file = loc.ini or loc.toml
+    assert config_file is not None
+    beside = config_file.parent / path
+    if beside.is_dir():
+        config.set_main_option("script_location", str(beside).replace("%", "%%"))
+
+
 class AlembicProject:
     """One Alembic environment: config, scripts, graph and env.py, without a database."""
 
@@ -150,6 +166,7 @@ class AlembicProject:
                 f"{loc.describe} sets no script_location in [{loc.section}]; "
                 "add script_location = <folder with env.py and versions/>"
             )
+        _anchor_relative_location(config, location, loc)
         return config
 
     @property

@@ -155,6 +155,10 @@ class MigrationRunner:
 
     # ------------------------------------------------------------------ data
 
+    def url(self, database: str | None = None) -> sa.URL:
+        """The URL of the runner's database, to point your own code at it (its repr hides the password)."""
+        return self._dbs.urls[database or next(iter(self._dbs.urls))]
+
     def engine(self, database: str | None = None) -> sa.Engine:
         """A SQLAlchemy engine on the runner's database (``database``: the multidb section)."""
         self._pristine = False  # the caller may write through it

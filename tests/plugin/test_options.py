@@ -126,3 +126,27 @@ def test_missing_config_names_configs_found_below(pytester: pytest.Pytester) -> 
     result.stderr.fnmatch_lines(
         ["*found backend/alembic.ini; point the plugin at your Alembic config with --migrations-config*"]
     )
+
+
+def test_relative_script_location_works_from_another_directory(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """script_location = migrations (relative) still works when pytest runs from a subfolder."""
+    ini = project.root / "alembic.ini"
+    ini.write_text(re.sub(r"(?m)^script_location = .*$", "script_location = migrations", ini.read_text()))
+    project.revision(**users_table("a1"))
+    (project.root / "sub").mkdir()
+    (project.root / "pytest.ini").write_text("[pytest]\n")
+    monkeypatch.chdir(project.root / "sub")
+    result = project.pytester.runpytest(
+        "--migrations",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(project.root),
+        "-c",
+        str(project.root / "pytest.ini"),
+        "--migrations-checks",
+        "stairway",
+    )
+    result.assert_outcomes(passed=1)

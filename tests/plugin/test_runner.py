@@ -130,6 +130,7 @@ def test_runner_repr_masks_nothing_secret_and_names_the_database(project: Projec
         test_repr="""
         def test_repr(migration_runner):
             assert "pytest_migrations_" in repr(migration_runner)
+            assert migration_runner.url().get_backend_name() == "sqlite"
         """
     )
     project.pytester.runpytest("-p", "no:cacheprovider", "test_repr.py").assert_outcomes(passed=1)
