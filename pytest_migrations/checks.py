@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations, render_python_code
-from alembic.runtime.migration import RevisionStep
+from alembic.runtime.migration import MigrationContext, RevisionStep
 from sqlalchemy import MetaData
+from sqlalchemy.pool import NullPool
 
 from .exceptions import ConfigurationError, MigrationCheckFailed, MigrationStepFailed, SchemaMismatch
 from .harness import Harness
@@ -83,6 +85,7 @@ def check_stairway(harness: Harness, revision: Revision) -> CheckResult:
     # The cursor's last snapshot is this revision's "before" when no step separates them.
     known = harness.cursor_snapshots if start == index else {}
     final: dict[int, SchemaSnapshot] = {}
+    left: list[SchemaMismatch] = []
 
     def plan(session: Any) -> Iterator[RevisionStep]:
         yield from session.walk_to(target, label="upgrade (walking to the revision's parent)")
@@ -92,13 +95,22 @@ def check_stairway(harness: Harness, revision: Revision) -> CheckResult:
             return
         after = harness.capture(session)
         yield from session.step(revision.id, upgrade=False, label="downgrade")
-        _compare(before, harness.capture(session), revision, "downgrade", session)
+        mismatch = _compare(before, harness.capture(session), revision, "downgrade", session)
+        if mismatch is not None:
+            # End the plan normally, so the database stays as the downgrade left it:
+            # autogenerate then compares it with the schema before the upgrade.
+            left.append(mismatch)
+            return
         yield from session.step(revision.id, upgrade=True, label="re-upgrade")
         final[session.index] = harness.capture(session)
-        _compare(after, final[session.index], revision, "re-upgrade", session)
+        mismatch = _compare(after, final[session.index], revision, "re-upgrade", session)
+        if mismatch is not None:
+            raise mismatch
 
     try:
         harness.run_live(dbs, plan)
+        if left:
+            raise _with_autogenerate_fix(harness, dbs, index, left[0])
     except MigrationStepFailed as exc:
         harness.drop(dbs)
         raise _describe_walk_failure(exc, revision) from exc.__cause__
@@ -111,10 +123,13 @@ def check_stairway(harness: Harness, revision: Revision) -> CheckResult:
     return None
 
 
-def _compare(expected: SchemaSnapshot, actual: SchemaSnapshot, revision: Revision, step: str, session: Any) -> None:
+def _compare(
+    expected: SchemaSnapshot, actual: SchemaSnapshot, revision: Revision, step: str, session: Any
+) -> SchemaMismatch | None:
+    """The mismatch between two snapshots around ``step`` of ``revision``, or ``None`` when they match."""
     diff = expected.diff(actual)
     if not diff:
-        return
+        return None
     db = f" (database {session.index})" if session.index else ""
     if step == "downgrade":
         summary = (
@@ -136,20 +151,82 @@ def _compare(expected: SchemaSnapshot, actual: SchemaSnapshot, revision: Revisio
         )
         lines = diff.render_lines(expected="after the first upgrade", actual="after the re-upgrade")
         fix = f"the downgrade of {revision.path.name} leaves state that changes what its upgrade does"
-    raise SchemaMismatch(
+    return SchemaMismatch(
         summary,
         [("revision", f"{revision.id} in {revision.path}"), ("differences", "\n".join(lines)), ("fix", fix)],
+        diff=diff,
     )
+
+
+def _with_autogenerate_fix(harness: Harness, dbs: Any, position: int, mismatch: SchemaMismatch) -> SchemaMismatch:
+    """Add what Alembic's autogenerate says the downgrade is missing.
+
+    A database is brought to the state before the upgrade and the differing tables are
+    reflected from it; autogenerate then compares the database the downgrade left with
+    that reflection, and renders the ``op.*`` calls that would turn one into the other.
+    Only on failure: a passing item pays nothing for it.
+    """
+    diff = mismatch.diff
+    tables = {d.name for d in diff or () if d.kind == "table" and "." not in d.name}
+    if not tables or len(dbs.urls) != 1:
+        return mismatch
+    try:
+        code = _autogenerate_difference(harness, dbs, position, tables)
+    except Exception as exc:
+        code = f"(autogenerate could not compare: {type(exc).__name__}: {exc})"
+    if code and diff is not None:
+        # autogenerate's code replaces the hand-made suggestion for tables; other objects keep theirs.
+        rest = suggest_downgrade(diff, tables_too=False)
+        sections = []
+        for title, body in mismatch.sections:
+            if title == "fix":
+                body = body.split("; for what was left behind")[0]
+                if rest:
+                    body += "; for what was left behind, downgrade() probably needs:\n" + "\n".join(rest)
+            sections.append((title, body))
+        sections.append(("what autogenerate says downgrade() is missing", code))
+        mismatch.sections = tuple(sections)
+    return mismatch
+
+
+def _autogenerate_difference(harness: Harness, dbs: Any, position: int, tables: set[str]) -> str | None:
+    scratch = harness.database_at(position)
+    expected = MetaData()
+    try:
+        engine = sa.create_engine(next(iter(scratch.urls.values())), poolclass=NullPool)
+        try:
+            present = set(sa.inspect(engine).get_table_names())
+            expected.reflect(engine, only=sorted(tables & present))
+        finally:
+            engine.dispose()
+    finally:
+        harness.drop(scratch)
+    engine = sa.create_engine(next(iter(dbs.urls.values())), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn,
+                opts={
+                    "compare_type": True,
+                    "include_name": lambda name, kind, parents: kind != "table" or name in tables,
+                },
+            )
+            ops = produce_migrations(context, expected).upgrade_ops
+    finally:
+        engine.dispose()
+    if ops is None or ops.is_empty():
+        return None
+    return _dedent_rendered(render_python_code(ops))
 
 
 _CONSTRAINT_TYPES = {"foreign key": "foreignkey", "unique constraint": "unique", "check constraint": "check"}
 
 
-def suggest_downgrade(diff: SchemaDiff) -> list[str]:
+def suggest_downgrade(diff: SchemaDiff, *, tables_too: bool = True) -> list[str]:
     """``op.*`` lines that would remove what a downgrade left behind (the ``+`` differences)."""
     lines: list[str] = []
     for d in diff:
-        if d.expected is not None:
+        if d.expected is not None or (d.kind == "table" and not tables_too):
             continue
         schema, _, name = d.name.rpartition(".")
         where = f', schema="{schema}"' if schema else ""

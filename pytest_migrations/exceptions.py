@@ -21,6 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .schema import SchemaDiff
 
 
 class MigrationsError(Exception):
@@ -125,4 +129,11 @@ class MigrationStepFailed(MigrationCheckFailed):
 
 
 class SchemaMismatch(MigrationCheckFailed):
-    """Two schemas that must be equal (for example before an upgrade and after its downgrade) differ."""
+    """Two schemas that must be equal (for example before an upgrade and after its downgrade) differ.
+
+    :param diff: the :class:`~pytest_migrations.schema.SchemaDiff`, when there is one.
+    """
+
+    def __init__(self, summary: str, sections: Sequence[tuple[str, str]] = (), diff: SchemaDiff | None = None) -> None:
+        self.diff = diff
+        super().__init__(summary, sections)

@@ -30,11 +30,16 @@ from sqlalchemy.pool import NullPool
 
 from .checks import _compare, check_drift
 from .envrun import Session
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, SchemaMismatch
 from .harness import DatabaseSet, Harness
 from .history import Revision, RevisionGraph
 from .schema import SchemaSnapshot
 from .urls import mask
+
+
+def _raise(mismatch: SchemaMismatch | None) -> None:
+    if mismatch is not None:
+        raise mismatch
 
 
 class MigrationRunner:
@@ -223,9 +228,9 @@ class MigrationRunner:
             yield from session.step(revision.id, upgrade=True)
             after = self._harness.capture(session)
             yield from session.step(revision.id, upgrade=False)
-            _compare(before, self._harness.capture(session), revision, "downgrade", session)
+            _raise(_compare(before, self._harness.capture(session), revision, "downgrade", session))
             yield from session.step(revision.id, upgrade=True, label="re-upgrade")
-            _compare(after, self._harness.capture(session), revision, "re-upgrade", session)
+            _raise(_compare(after, self._harness.capture(session), revision, "re-upgrade", session))
             self._applied = frozenset(session.applied)
 
         self._harness.run(self._dbs, plan)

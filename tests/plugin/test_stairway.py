@@ -30,8 +30,9 @@ def test_downgrade_that_leaves_a_column_fails_at_that_revision(project: Project)
             "*stairway?b2?*",
             "downgrade of revision b2 *(b2_rev.py) does not undo its upgrade*",
             '*+ table "users": column nickname VARCHAR(30) NULL: present after the downgrade, absent before*',
-            "*make downgrade() in b2_rev.py reverse every operation of upgrade()*downgrade() probably needs:",
-            '*op.drop_column("users", "nickname")',
+            "*make downgrade() in b2_rev.py reverse every operation of upgrade()*",
+            "*what autogenerate says downgrade() is missing:",
+            "*op.drop_column('users', 'nickname')",
         ]
     )
 
@@ -45,7 +46,7 @@ def test_downgrade_that_leaves_an_index_fails(project: Project) -> None:
     result.stdout.fnmatch_lines(
         [
             '*+ table "users": index ix_users_name (name): present after the downgrade*',
-            '*op.drop_index("ix_users_name", table_name="users")',
+            "*op.drop_index(op.f('ix_users_name'), table_name='users')",
         ]
     )
 
@@ -69,7 +70,9 @@ def test_downgrade_that_drops_too_much_fails(project: Project) -> None:
     )
     result = project.run("--migrations-checks", "stairway")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(['*- table "users": missing after the downgrade (it exists before the upgrade)*'])
+    result.stdout.fnmatch_lines(
+        ['*- table "users": missing after the downgrade (it exists before the upgrade)*', "*op.create_table('users',*"]
+    )
 
 
 def test_changed_column_is_reported_with_both_values(project: Project) -> None:
