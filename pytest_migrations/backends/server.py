@@ -33,7 +33,14 @@ class ServerBackend:
     def __init__(self, admin_url: URL, *, source: str = "url") -> None:
         self.server_url = admin_url.set(database=self.maintenance_database)
         self.source = source
-        self._admin = sa.create_engine(self.server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            self._admin = sa.create_engine(self.server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            raise ProviderError(
+                f"the driver of {mask(self.server_url)} is not installed ({exc}); install it (pytest-migrations' "
+                f"extras: pip install 'pytest-migrations[{self.dialect}]'), or name an installed one in the URL, "
+                f"e.g. {'postgresql+psycopg2' if self.dialect == 'postgresql' else 'mysql+pymysql'}://..."
+            ) from None
         self._created: set[str] = set()
 
     @contextmanager

@@ -42,14 +42,19 @@ class Server:
     stop: Callable[[], None] | None = field(default=None, repr=False)
 
 
+_ALIASES = {"postgres": "postgresql", "mariadb": "mysql"}
+
+
 def dialect_of(url: str | URL) -> str:
-    """``postgresql`` or ``mysql`` (MariaDB included) for a server URL."""
-    backend = make_url(url).get_backend_name()
-    return "mysql" if backend == "mariadb" else backend
+    """``postgresql`` or ``mysql`` (MariaDB included) for a server URL; ``postgres://`` counts too."""
+    backend = make_url(url).drivername.split("+")[0]
+    return _ALIASES.get(backend, backend)
 
 
 def with_driver(url: URL) -> URL:
     """A URL without an explicit driver gets the plugin's default sync driver."""
+    if url.drivername.split("+")[0] == "postgres":  # Heroku-style URLs; SQLAlchemy wants postgresql
+        url = url.set(drivername=url.drivername.replace("postgres", "postgresql", 1))
     if "+" in url.drivername:
         return url
     dialect = dialect_of(url)
