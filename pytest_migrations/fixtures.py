@@ -8,13 +8,13 @@ import pytest
 
 from .checks import load_models
 from .exceptions import MigrationsError
-from .harness import Harness
 from .history import Revision, RevisionGraph
 from .runner import MigrationRunner
 from .servers import Harnesses
+from .settings import DATABASES
 from .state import get_pool, get_project, settings_key, worker_id
 
-__all__ = ["_migrations_harness", "_migrations_harnesses", "migration_graph", "migration_revision", "migration_runner"]
+__all__ = ["_migrations_harnesses", "migration_graph", "migration_revision", "migration_runner"]
 
 
 @pytest.fixture(scope="session")
@@ -38,16 +38,6 @@ def _migrations_harnesses(
 
 
 @pytest.fixture(scope="session")
-def _migrations_harness(request: pytest.FixtureRequest, _migrations_harnesses: Harnesses) -> Harness:
-    """The workbench of the first configured database (``--migrations-db``)."""
-    dialect = request.config.stash[settings_key].databases[0]
-    try:
-        return _migrations_harnesses.get(dialect)
-    except MigrationsError as exc:
-        pytest.fail(exc.render(), pytrace=False)
-
-
-@pytest.fixture(scope="session")
 def migration_graph(_migrations_harnesses: Harnesses) -> RevisionGraph:
     """The revision graph of the project's Alembic history: order, heads, bases, branch points."""
     try:
@@ -57,18 +47,25 @@ def migration_graph(_migrations_harnesses: Harnesses) -> RevisionGraph:
 
 
 @pytest.fixture
-def migration_runner(_migrations_harness: Harness) -> Iterator[MigrationRunner]:
+def migration_runner(request: pytest.FixtureRequest, _migrations_harnesses: Harnesses) -> Iterator[MigrationRunner]:
     """A :class:`~pytest_migrations.MigrationRunner` on a fresh, empty database of its own.
 
-    The database is of the first ``--migrations-db`` kind (SQLite by default). Upgrade
-    and downgrade it to any revision, insert rows, run SQL, snapshot the schema, run one
+    The database is of the first ``--migrations-db`` kind (SQLite by default), or the
+    one a ``@pytest.mark.migrations_db("postgresql")`` marker names. Upgrade and
+    downgrade it to any revision, insert rows, run SQL, snapshot the schema, run one
     revision's round trip or the whole stairway. It is dropped after the test.
     """
+    marker = request.node.get_closest_marker("migrations_db")
+    dialect = marker.args[0] if marker and marker.args else request.config.stash[settings_key].databases[0]
+    dialect = "mysql" if dialect == "mariadb" else dialect
+    if dialect not in DATABASES:
+        pytest.fail(f"migrations_db({dialect!r}): choose one of {', '.join(DATABASES)}", pytrace=False)
     try:
-        databases = _migrations_harness.create()
+        harness = _migrations_harnesses.get(dialect)
+        databases = harness.create()
     except MigrationsError as exc:
         pytest.fail(exc.render(), pytrace=False)
-    runner = MigrationRunner(_migrations_harness, databases, _ispytest=True)
+    runner = MigrationRunner(harness, databases, _ispytest=True)
     try:
         yield runner
     finally:

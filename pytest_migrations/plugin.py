@@ -10,7 +10,6 @@ import pytest
 from .collection import MigrationsCollector
 from .exceptions import MigrationsError
 from .fixtures import (
-    _migrations_harness,
     _migrations_harnesses,
     migration_graph,
     migration_revision,
@@ -21,7 +20,7 @@ from .settings import Settings, add_options
 from .state import get_pool, get_project, pool_key, settings_key, try_project, worker_id
 from .xdist import XdistHooks, distributing
 
-__all__ = ["_migrations_harness", "_migrations_harnesses", "migration_graph", "migration_revision", "migration_runner"]
+__all__ = ["_migrations_harnesses", "migration_graph", "migration_revision", "migration_runner"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,6 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "migrations: a built-in Alembic migration check of pytest-migrations")
     for database in ("sqlite", "postgresql", "mysql"):
         config.addinivalue_line("markers", f"{database}: a built-in migration check run on {database}")
+    config.addinivalue_line("markers", "migrations_db(name): the database kind migration_runner uses in this test")
     settings = Settings.from_config(config)
     config.stash[settings_key] = settings
     if config.pluginmanager.hasplugin("xdist"):

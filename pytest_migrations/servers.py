@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 from .backends import PREFIX, Backend, run_id
 from .backends.server import MySQLBackend, PostgreSQLBackend, ServerBackend
 from .backends.sqlite import SQLiteBackend
+from .exceptions import ProviderError
 from .harness import Harness
 from .project import AlembicProject
 from .providers import Server, start_server
@@ -57,7 +58,10 @@ class ServerPool:
     def get(self, dialect: str) -> Server:
         if dialect not in self.servers:
             if not self.owner:
-                raise RuntimeError(f"the xdist controller passed no {dialect} server to this worker")
+                raise ProviderError(
+                    f"no {dialect} server was started for this xdist run: add --migrations-db {dialect} "
+                    "(or migrations_db in the ini) so that the controller starts one and shares it with the workers"
+                )
             server = start_server(
                 dialect, self.provider, self.urls.get(dialect), self.images[dialect], self.workdir, self.timeout
             )

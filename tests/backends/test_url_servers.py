@@ -216,3 +216,27 @@ def test_user_database_in_the_url_is_never_touched(project: Project) -> None:
     own.dispose()
     assert tables == ["customers"]
     assert rows == [(1, "Ada")]
+
+
+def test_runner_marker_picks_the_database(project: Project) -> None:
+    """@pytest.mark.migrations_db picks the runner's database, next to SQLite ones in the same run."""
+    url = server_url("postgresql")
+    project.revision(**users_table("a1"))
+    project.pytester.makepyfile(
+        test_db="""
+        import pytest
+
+        def test_default(migration_runner):
+            assert migration_runner.url().get_backend_name() == "sqlite"
+
+        @pytest.mark.migrations_db("postgresql")
+        def test_on_postgresql(migration_runner):
+            migration_runner.upgrade()
+            assert migration_runner.url().get_backend_name() == "postgresql"
+            assert migration_runner.execute("SELECT current_database()")[0][0].startswith("pytest_migrations_")
+        """
+    )
+    result = project.pytester.runpytest(
+        "-p", "no:cacheprovider", "--migrations-url", url, "--migrations-db", "sqlite", "test_db.py"
+    )
+    result.assert_outcomes(passed=2)
