@@ -68,8 +68,6 @@ class Session:
     completed: list[tuple[str, str]] = field(default_factory=list)
     """``(step label, revision)`` of every step that finished in this run."""
     pending: tuple[str, str] | None = None
-    results: dict[str, Any] = field(default_factory=dict)
-    """Whatever the plan chooses to keep (snapshots, diffs), readable after the run."""
     statements: list[str] = field(default_factory=list)
     """SQL the pending step has executed so far (reported when it fails half-way)."""
     recording: bool = False

@@ -89,9 +89,6 @@ class ServerBackend:
     def describe(self) -> str:
         return f"{self.dialect} via {self.source} {mask(self.server_url)}"
 
-    def leftovers(self, conn: Connection) -> list[str]:
-        raise NotImplementedError
-
 
 def _first_line(exc: BaseException | None) -> str:
     return str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__

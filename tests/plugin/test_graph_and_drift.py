@@ -13,7 +13,7 @@ def test_dangling_down_revision_is_a_failing_graph_item(project: Project) -> Non
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*env.py::graph FAILED*" if False else "*graph*",
+            "*_ graph _*",
             "the revision history is broken (1 problem(s)):",
             "*d4e5f6_rev.py (revision d4e5f6) points at down_revision/depends_on 'a1b2cX', which no revision "
             "file declares; did you mean a1b2c3? Fix the id*",
