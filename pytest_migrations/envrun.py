@@ -162,11 +162,11 @@ class EnvRunner:
             self.config.set_section_option(name, "sqlalchemy.url", rendered)
         self._allowed = frozenset(database_identity(url) for url in self.urls.values())
 
-    def run(self, plan: Plan, applied: frozenset[str] | None = None) -> list[Session]:
+    def run(self, plan: Plan) -> list[Session]:
         """Run env.py once; run ``plan`` inside it; return one :class:`Session` per database.
 
-        :param applied: what is applied in the database, when the caller knows; otherwise
-            it is read from the version table's heads.
+        What is applied when the plan starts is read from the version table's heads.
+
         :raises MigrationStepFailed: a step or env.py raised; the error names it.
         """
         if threading.current_thread() is threading.main_thread():
@@ -176,8 +176,8 @@ class EnvRunner:
         sessions: list[Session] = []
 
         def migrations_fn(heads: tuple[str, ...], context: MigrationContext) -> Iterator[RevisionStep]:
-            known = set(applied) if applied is not None else set(graph.ancestors(heads))
-            session = Session(context=context, script=script, graph=graph, applied=known, index=len(sessions))
+            applied = set(graph.ancestors(heads))
+            session = Session(context=context, script=script, graph=graph, applied=applied, index=len(sessions))
             sessions.append(session)
             if context.connection is not None:
                 _record_statements(context.connection, session)
@@ -196,8 +196,19 @@ class EnvRunner:
                 raise
             if sessions and sessions[-1].pending is not None:
                 raise self._step_failed(sessions[-1], exc) from exc
+            if sessions:
+                raise self._between_steps_failed(sessions[-1], exc) from exc
             raise self._env_failed(exc) from exc
         return sessions
+
+    def _between_steps_failed(self, session: Session, exc: BaseException) -> MigrationsError:
+        """Something failed between two steps: in the plugin's own inspection of the database, not in a migration."""
+        done = ", ".join(f"{label} {rid[:12]}" for label, rid in session.completed) or "before the first step"
+        return MigrationsError(
+            f"pytest-migrations failed while inspecting the {session.context.dialect.name} database between "
+            f"migration steps (after: {done}): {type(exc).__name__}: {mask_text(str(exc), self.urls.values())}. "
+            "No migration raised; this is a problem of the plugin's, please report it with this message."
+        )
 
     @contextmanager
     def _url_variable(self) -> Iterator[None]:
