@@ -161,6 +161,8 @@ class EnvRunner:
             rendered = url.render_as_string(hide_password=False).replace("%", "%%")
             self.config.set_section_option(name, "sqlalchemy.url", rendered)
         self._allowed = frozenset(database_identity(url) for url in self.urls.values())
+        if project.customize is not None:
+            project.customize(self.config, dict(self.urls))
 
     def run(self, plan: Plan) -> list[Session]:
         """Run env.py once; run ``plan`` inside it; return one :class:`Session` per database.

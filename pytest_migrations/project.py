@@ -9,8 +9,10 @@ several). It is built once per process and shared by every check.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
+from collections.abc import Callable
 from configparser import Error as ConfigParserError
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,6 +21,7 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy.engine import URL
 
 from .exceptions import ConfigurationError, RevisionGraphError
 from .history import RevisionGraph, load_graph
@@ -121,12 +124,20 @@ class AlembicProject:
     """One Alembic environment: config, scripts, graph and env.py, without a database."""
 
     def __init__(
-        self, location: ProjectLocation, irreversible: tuple[str, ...] = (), url_variable: str | None = None
+        self,
+        location: ProjectLocation,
+        irreversible: tuple[str, ...] = (),
+        url_variable: str | None = None,
+        x_arguments: tuple[str, ...] = (),
     ) -> None:
         self.location = location
         self._irreversible = irreversible
         self.url_variable = url_variable
         """An environment variable env.py reads its URL from; set to the test database while env.py runs."""
+        self.x_arguments = x_arguments
+        """``-x key=value`` arguments env.py reads with ``context.get_x_argument()``."""
+        self.customize: Callable[[Config, dict[str, URL]], None] | None = None
+        """Called with every Config pointed at test databases (the ``pytest_migrations_configure_alembic`` hook)."""
         self._graph: RevisionGraph | RevisionGraphError | None = None
         config = self.make_config()
         try:
@@ -167,6 +178,9 @@ class AlembicProject:
                 "add script_location = <folder with env.py and versions/>"
             )
         _anchor_relative_location(config, location, loc)
+        if self.x_arguments:
+            # What `alembic -x key=value` sets, read by env.py through context.get_x_argument().
+            config.cmd_opts = argparse.Namespace(x=list(self.x_arguments))
         return config
 
     @property

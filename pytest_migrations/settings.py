@@ -43,6 +43,8 @@ class Settings:
     """Environment variable env.py reads its database URL from, set to the test database's."""
     baseline: str | None
     """``module:attr`` of a MetaData every fresh database is created with, before any revision."""
+    x_arguments: tuple[str, ...]
+    """``key=value`` pairs handed to env.py as ``alembic -x`` arguments."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -108,6 +110,7 @@ class Settings:
             timeout=timeout,
             url_variable=str(pick("migrations_url_variable", "migrations_url_variable") or "") or None,
             baseline=str(pick("migrations_baseline", "migrations_baseline") or "") or None,
+            x_arguments=tuple(config.getoption("migrations_x") or config.getini("migrations_x_arguments") or ()),
         )
 
 
@@ -186,6 +189,12 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="MODULE:ATTR",
         help="MetaData created in every fresh database before the first revision (a baseline schema).",
     )
+    group.addoption(
+        "--migrations-x",
+        metavar="KEY=VALUE",
+        action="append",
+        help="An `alembic -x` argument for env.py's context.get_x_argument() (repeat for several).",
+    )
     group.addoption("--migrations-timeout", metavar="SECONDS", help="Wait for a started server at most this long (60).")
     group.addoption("--migrations-postgresql-image", metavar="IMAGE", help="PostgreSQL image (postgres:15).")
     group.addoption("--migrations-mysql-image", metavar="IMAGE", help="MySQL/MariaDB image (mariadb:10.11).")
@@ -208,6 +217,9 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("migrations_provider", "Where servers come from: auto, url, container, local.", default="auto")
     parser.addini("migrations_url_variable", "Environment variable env.py reads its URL from.", default="")
     parser.addini("migrations_baseline", "module:attribute of a baseline MetaData for fresh databases.", default="")
+    parser.addini(
+        "migrations_x_arguments", "`alembic -x` arguments for env.py, one per line.", type="linelist", default=[]
+    )
     parser.addini("migrations_timeout", "Seconds to wait for a started server.", default="60")
     parser.addini("migrations_postgresql_image", "PostgreSQL image for the container provider.", default="")
     parser.addini("migrations_mysql_image", "MySQL/MariaDB image for the container provider.", default="")

@@ -37,7 +37,10 @@ def get_project(config: pytest.Config) -> AlembicProject:
     if project_key not in config.stash:
         settings = config.stash[settings_key]
         location = locate_project(config.rootpath, settings.config_path, settings.section)
-        project = AlembicProject(location, settings.irreversible, settings.url_variable)
+        project = AlembicProject(location, settings.irreversible, settings.url_variable, settings.x_arguments)
+        project.customize = lambda alembic_config, urls: config.hook.pytest_migrations_configure_alembic(
+            config=config, alembic_config=alembic_config, urls=urls
+        )
         project.check_layout()
         ensure_importable(project)
         config.stash[project_key] = project

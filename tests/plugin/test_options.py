@@ -160,3 +160,21 @@ def test_missing_driver_is_one_clear_error(project: Project) -> None:
     result.stdout.fnmatch_lines(
         ["*the driver of mysql+mysqldb://root@127.0.0.1:9/ is not installed*pytest-migrations[[]mysql]*"]
     )
+
+
+def test_x_arguments_and_the_configure_hook_reach_env_py(project: Project) -> None:
+    """env.py reading context.get_x_argument() and config.attributes gets what the options and hook give."""
+    project.revision(**users_table("a1"))
+    project.edit_env(
+        "def run_migrations_online() -> None:",
+        "def run_migrations_online() -> None:\n"
+        "    assert context.get_x_argument(as_dictionary=True) == {'tenant': 'acme'}, context.get_x_argument()\n"
+        "    assert config.attributes['from_hook'] == 'yes'\n",
+    )
+    project.pytester.makeconftest(
+        "def pytest_migrations_configure_alembic(alembic_config, urls):\n"
+        "    assert list(urls) == ['alembic']\n"
+        "    alembic_config.attributes['from_hook'] = 'yes'\n"
+    )
+    result = project.run("--migrations-x", "tenant=acme", "--migrations-checks", "upgrade_to_head,stairway")
+    result.assert_outcomes(passed=2)
