@@ -95,8 +95,13 @@ def _nearby_configs(rootdir: Path, depth: int = 3) -> list[Path]:
 def _has_tool_alembic(toml: Path) -> bool:
     if not toml.is_file():
         return False
-    import tomllib
-
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: alembic reads pyproject.toml with tomli there
+        try:
+            import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:
+            return False
     try:
         data = tomllib.loads(toml.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, OSError):
