@@ -129,3 +129,26 @@ def time_pytest_stairway(ini: Path, *args: str) -> float:
     if result.returncode != 0:
         raise SystemExit(f"pytest stairway failed on a correct history (a false positive):\n{result.stdout[-3000:]}")
     return elapsed
+
+
+def time_direct_steps(ini: Path, url: str) -> float:
+    """The lower bound: every revision's upgrade, downgrade, upgrade on one connection, scripts loaded once."""
+    import sqlalchemy as sa
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(Config(str(ini)))
+    order = list(reversed(list(script.walk_revisions())))
+    for rev in order:
+        rev.module  # noqa: B018 - load every script before timing
+    engine = sa.create_engine(url)
+    start = time.perf_counter()
+    with engine.begin() as conn, Operations.context(MigrationContext.configure(conn)):
+        for rev in order:
+            rev.module.upgrade()
+            rev.module.downgrade()
+            rev.module.upgrade()
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed

@@ -23,14 +23,9 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from history import generate, time_pytest_stairway
+from history import generate, time_direct_steps, time_pytest_stairway
 
 from pytest_migrations.checks import check_stairway
 from pytest_migrations.harness import Harness
@@ -60,23 +55,10 @@ def plugin_stairway(ini: Path, url: str) -> float:
 def lower_bound(ini: Path, url: str) -> float:
     harness = _harness(ini, url)
     dbs = harness.create()
-    script = ScriptDirectory.from_config(Config(str(ini)))
-    order = list(reversed(list(script.walk_revisions())))
-    for rev in order:
-        rev.module  # noqa: B018 - load every script before timing
-    engine = sa.create_engine(dbs.urls[next(iter(dbs.urls))], poolclass=NullPool)
-    start = time.perf_counter()
-    with engine.begin() as conn:
-        context = MigrationContext.configure(conn)
-        with Operations.context(context):
-            for rev in order:
-                rev.module.upgrade()
-                rev.module.downgrade()
-                rev.module.upgrade()
-    elapsed = time.perf_counter() - start
-    engine.dispose()
-    harness.close()
-    return elapsed
+    try:
+        return time_direct_steps(ini, dbs.urls[next(iter(dbs.urls))].render_as_string(hide_password=False))
+    finally:
+        harness.close()
 
 
 def pytest_run(ini: Path, url: str, workers: int) -> float:

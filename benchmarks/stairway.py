@@ -28,14 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
-from alembic.config import Config
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from history import generate, time_pytest_stairway
+from history import generate, time_direct_steps, time_pytest_stairway
 
 from pytest_migrations.backends.sqlite import SQLiteBackend
 from pytest_migrations.checks import check_stairway
@@ -56,22 +50,7 @@ def plugin_stairway(ini: Path, work: Path) -> tuple[float, int]:
 
 
 def lower_bound(ini: Path, work: Path) -> float:
-    script = ScriptDirectory.from_config(Config(str(ini)))
-    order = list(reversed(list(script.walk_revisions())))
-    for rev in order:
-        rev.module  # noqa: B018 - load every script before timing, as "loaded once"
-    engine = sa.create_engine(f"sqlite:///{work / 'lower.db'}")
-    start = time.perf_counter()
-    with engine.begin() as conn:
-        context = MigrationContext.configure(conn)
-        with Operations.context(context):
-            for rev in order:
-                rev.module.upgrade()
-                rev.module.downgrade()
-                rev.module.upgrade()
-    elapsed = time.perf_counter() - start
-    engine.dispose()
-    return elapsed
+    return time_direct_steps(ini, f"sqlite:///{work / 'lower.db'}")
 
 
 def pytest_run(ini: Path) -> float:
