@@ -219,6 +219,14 @@ def _autogenerate_difference(harness: Harness, dbs: Any, position: int, tables: 
     return _dedent_rendered(render_python_code(ops))
 
 
+_DROP_KEYWORDS = {
+    "enum": "TYPE",
+    "sequence": "SEQUENCE",
+    "view": "VIEW",
+    "schema": "SCHEMA",
+    "extension": "EXTENSION",
+    "function": "FUNCTION",
+}
 _CONSTRAINT_TYPES = {"foreign key": "foreignkey", "unique constraint": "unique", "check constraint": "check"}
 
 
@@ -233,9 +241,8 @@ def suggest_downgrade(diff: SchemaDiff, *, tables_too: bool = True) -> list[str]
         if d.fact is None:
             if d.kind == "table":
                 lines.append(f'op.drop_table("{name}"{where})')
-            elif d.kind in ("enum", "sequence", "view"):
-                keyword = {"enum": "TYPE", "sequence": "SEQUENCE", "view": "VIEW"}[d.kind]
-                lines.append(f'op.execute("DROP {keyword} {d.name}")')
+            elif d.kind in _DROP_KEYWORDS:
+                lines.append(f'op.execute("DROP {_DROP_KEYWORDS[d.kind]} {d.name}")')
             continue
         kind, _, item = d.fact.rpartition(" ")
         if kind == "column":

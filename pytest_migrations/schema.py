@@ -276,6 +276,22 @@ FROM pg_sequences WHERE schemaname = ANY(%(schemas)s)
 """
 
 
+_PG_DATABASE_OBJECTS = """
+SELECT 'schema', nspname, '' FROM pg_namespace
+ WHERE nspname NOT LIKE 'pg\\_%%' AND nspname NOT IN ('information_schema', 'public')
+UNION ALL
+SELECT 'extension', extname, extversion FROM pg_extension WHERE extname <> 'plpgsql'
+"""
+
+_PG_FUNCTIONS = """
+SELECT n.nspname, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+       md5(pg_get_functiondef(p.oid))
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = ANY(%(schemas)s) AND p.prokind IN ('f', 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+"""
+
+
 def _postgresql_fingerprints(connection: Connection, schemas: list[str | None]) -> Iterator[tuple[ObjectKey, Any]]:
     default = connection.exec_driver_sql("SELECT current_schema()").scalar()
     names = [schema or default for schema in schemas]
@@ -306,6 +322,12 @@ def _postgresql_fingerprints(connection: Connection, schemas: list[str | None]) 
     for schema, name, detail in connection.exec_driver_sql(_PG_SEQUENCES, params):
         qualified = key_name(schema, name)
         yield ("sequence", qualified), ObjectState("sequence", qualified, frozenset({("definition", detail)}))
+    # Schemas, extensions and functions (a trigger's function, say) are left behind by downgrades too.
+    for kind, name, detail in connection.exec_driver_sql(_PG_DATABASE_OBJECTS):
+        yield (kind, name), ObjectState(kind, name, frozenset({("version", detail)} if detail else ()))
+    for schema, signature, digest in connection.exec_driver_sql(_PG_FUNCTIONS, params):
+        qualified = key_name(schema, signature)
+        yield ("function", qualified), ObjectState("function", qualified, frozenset({("definition md5", digest)}))
 
 
 def _pg_column(

@@ -240,3 +240,28 @@ def test_runner_marker_picks_the_database(project: Project) -> None:
         "-p", "no:cacheprovider", "--migrations-url", url, "--migrations-db", "sqlite", "test_db.py"
     )
     result.assert_outcomes(passed=2)
+
+
+def test_schema_function_and_extension_left_behind_are_caught(project: Project) -> None:
+    """A trigger function, a schema and an extension that a downgrade forgets are differences too."""
+    url = server_url("postgresql")
+    project.revision(
+        "a1",
+        None,
+        'op.execute("CREATE SCHEMA audit")\n'
+        'op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")\n'
+        "op.execute(\"CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'\")",
+        "pass",
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            '*+ schema "audit": present after the downgrade*',
+            '*+ extension "pg_trgm": present after the downgrade*',
+            '*+ function "touch()": present after the downgrade*',
+            '*op.execute("DROP FUNCTION touch()")',
+        ]
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(failed=1)  # each run starts from fresh databases: no residue from the last one
