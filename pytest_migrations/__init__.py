@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .api import assert_no_drift
 from .checks import check_drift
 from .exceptions import (
     ConfigurationError,
@@ -34,6 +35,7 @@ __all__ = [
     "SchemaSnapshot",
     "UnsafeTargetError",
     "__version__",
+    "assert_no_drift",
     "check_drift",
     "load_graph",
 ]

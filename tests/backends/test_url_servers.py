@@ -265,3 +265,23 @@ def test_schema_function_and_extension_left_behind_are_caught(project: Project) 
     )
     result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
     result.assert_outcomes(failed=1)  # each run starts from fresh databases: no residue from the last one
+
+
+def test_assert_no_drift_on_a_server_leaves_nothing(project: Project) -> None:
+    url = server_url("postgresql")
+    project.revision(**users_table("a1"))
+    project.models(
+        "import sqlalchemy as sa\nmetadata = sa.MetaData()\n"
+        "sa.Table('users', metadata, sa.Column('id', sa.Integer, primary_key=True),"
+        " sa.Column('name', sa.String(50), nullable=False))\n"
+    )
+    project.pytester.makepyfile(
+        test_plain=f"""
+        from pytest_migrations import assert_no_drift
+
+        def test_matches():
+            assert_no_drift("alembic.ini", server_url={url!r})
+        """
+    )
+    project.pytester.runpytest("-p", "no:cacheprovider", "test_plain.py").assert_outcomes(passed=1)
+    assert plugin_databases("postgresql") == []

@@ -152,3 +152,24 @@ def test_revision_without_downgrade_fails_its_item_with_the_hint(project: Projec
     result = project.run("--migrations-checks", "stairway")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["downgrade of revision b2 * raised AttributeError*", "*irreversible = True*"])
+
+
+def test_assert_no_drift_is_a_plain_function(project: Project) -> None:
+    """pytest_migrations.assert_no_drift works outside the fixtures, on a throwaway database."""
+    project.revision(**users_table("a1"))
+    project.models(MODELS.format(extra=""))
+    project.pytester.makepyfile(
+        test_plain="""
+        import pytest
+        from pytest_migrations import MigrationCheckFailed, assert_no_drift
+
+        def test_matches():
+            assert_no_drift("alembic.ini")
+
+        def test_other_models_drift():
+            with pytest.raises(MigrationCheckFailed, match="a migration is missing"):
+                assert_no_drift("alembic.ini", models="other:metadata")
+        """,
+        other=MODELS.format(extra='sa.Column("age", sa.Integer),'),
+    )
+    project.pytester.runpytest("-p", "no:cacheprovider", "test_plain.py").assert_outcomes(passed=2)
