@@ -251,7 +251,7 @@ SELECT c.relkind, n.nspname, c.relname,
   obj_description(c.oid, 'pg_class'),
   CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY(%(schemas)s)
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY(CAST(:schemas AS name[]))
 """
 
 _PG_CONSTRAINTS = {
@@ -266,19 +266,19 @@ _PG_CONSTRAINTS = {
 _PG_ENUMS = """
 SELECT n.nspname, t.typname, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
-WHERE n.nspname = ANY(%(schemas)s) GROUP BY n.nspname, t.typname
+WHERE n.nspname = ANY(CAST(:schemas AS name[])) GROUP BY n.nspname, t.typname
 """
 
 _PG_SEQUENCES = """
 SELECT schemaname, sequencename, concat_ws(' ', data_type, 'START', start_value, 'INCREMENT', increment_by,
        'MIN', min_value, 'MAX', max_value, CASE WHEN cycle THEN 'CYCLE' END)
-FROM pg_sequences WHERE schemaname = ANY(%(schemas)s)
+FROM pg_sequences WHERE schemaname = ANY(CAST(:schemas AS name[]))
 """
 
 
 _PG_DATABASE_OBJECTS = """
 SELECT 'schema', nspname, '' FROM pg_namespace
- WHERE nspname NOT LIKE 'pg\\_%%' AND nspname NOT IN ('information_schema', 'public')
+ WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('information_schema', 'public')
 UNION ALL
 SELECT 'extension', extname, extversion FROM pg_extension WHERE extname <> 'plpgsql'
 """
@@ -287,7 +287,7 @@ _PG_FUNCTIONS = """
 SELECT n.nspname, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
        md5(pg_get_functiondef(p.oid))
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = ANY(%(schemas)s) AND p.prokind IN ('f', 'p')
+WHERE n.nspname = ANY(CAST(:schemas AS name[])) AND p.prokind IN ('f', 'p')
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
 """
 
@@ -300,8 +300,8 @@ def _postgresql_fingerprints(connection: Connection, schemas: list[str | None]) 
         return name if schema == default else f"{schema}.{name}"
 
     params = {"schemas": names}
-    for relkind, schema, name, columns, constraints, indexes, triggers, comment, view in connection.exec_driver_sql(
-        _PG_RELATIONS, params
+    for relkind, schema, name, columns, constraints, indexes, triggers, comment, view in connection.execute(
+        sa.text(_PG_RELATIONS), params
     ):
         qualified = key_name(schema, name)
         if relkind in ("v", "m"):
@@ -316,16 +316,16 @@ def _postgresql_fingerprints(connection: Connection, schemas: list[str | None]) 
         if comment:
             facts.add(("comment", comment))
         yield ("table", qualified), ObjectState("table", qualified, frozenset(facts))
-    for schema, name, labels in connection.exec_driver_sql(_PG_ENUMS, params):
+    for schema, name, labels in connection.execute(sa.text(_PG_ENUMS), params):
         qualified = key_name(schema, name)
         yield ("enum", qualified), ObjectState("enum", qualified, frozenset({("labels", labels)}))
-    for schema, name, detail in connection.exec_driver_sql(_PG_SEQUENCES, params):
+    for schema, name, detail in connection.execute(sa.text(_PG_SEQUENCES), params):
         qualified = key_name(schema, name)
         yield ("sequence", qualified), ObjectState("sequence", qualified, frozenset({("definition", detail)}))
     # Schemas, extensions and functions (a trigger's function, say) are left behind by downgrades too.
-    for kind, name, detail in connection.exec_driver_sql(_PG_DATABASE_OBJECTS):
+    for kind, name, detail in connection.execute(sa.text(_PG_DATABASE_OBJECTS)):
         yield (kind, name), ObjectState(kind, name, frozenset({("version", detail)} if detail else ()))
-    for schema, signature, digest in connection.exec_driver_sql(_PG_FUNCTIONS, params):
+    for schema, signature, digest in connection.execute(sa.text(_PG_FUNCTIONS), params):
         qualified = key_name(schema, signature)
         yield ("function", qualified), ObjectState("function", qualified, frozenset({("definition md5", digest)}))
 
@@ -373,9 +373,9 @@ _MYSQL_QUERIES = {
 
 def _mysql_fingerprints(connection: Connection, schema: str | None) -> Iterator[tuple[ObjectKey, Any]]:
     """Flat information_schema queries, one per kind: MariaDB answers correlated ones very slowly."""
-    where = "%(schema)s" if schema else "DATABASE()"
+    where = ":schema" if schema else "DATABASE()"
     rows = {
-        kind: connection.exec_driver_sql(query.format(s=where), {"schema": schema} if schema else {}).all()
+        kind: connection.execute(sa.text(query.format(s=where)), {"schema": schema} if schema else {}).all()
         for kind, query in _MYSQL_QUERIES.items()
     }
     facts: dict[str, set[tuple[str, str]]] = {}

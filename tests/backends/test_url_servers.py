@@ -285,3 +285,14 @@ def test_assert_no_drift_on_a_server_leaves_nothing(project: Project) -> None:
     )
     project.pytester.runpytest("-p", "no:cacheprovider", "test_plain.py").assert_outcomes(passed=1)
     assert plugin_databases("postgresql") == []
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_async_template_on_the_server_uses_an_async_driver(pytester: pytest.Pytester, dialect: str) -> None:
+    """The async template runs unchanged on PostgreSQL (asyncpg) and MariaDB (aiomysql)."""
+    url = server_url(dialect)
+    project = Project(pytester, template="async")
+    _history(project)
+    result = project.run("--migrations-url", url)
+    result.assert_outcomes(passed=4 + 3, skipped=1)
+    assert plugin_databases(dialect) == []
