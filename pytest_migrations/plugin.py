@@ -16,7 +16,7 @@ from .fixtures import (
     migration_runner,
 )
 from .schema import SchemaSnapshot
-from .settings import Settings, add_options
+from .settings import DATABASES, Settings, add_options
 from .state import get_pool, get_project, pool_key, settings_key, try_project, worker_id
 from .xdist import XdistHooks, distributing
 
@@ -36,7 +36,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "migrations: a built-in Alembic migration check of pytest-migrations")
-    for database in ("sqlite", "postgresql", "mysql"):
+    for database in DATABASES:
         config.addinivalue_line("markers", f"{database}: a built-in migration check run on {database}")
     config.addinivalue_line("markers", "migrations_db(name): the database kind migration_runner uses in this test")
     settings = Settings.from_config(config)
