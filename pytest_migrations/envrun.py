@@ -201,6 +201,13 @@ class EnvRunner:
             if sessions:
                 raise self._between_steps_failed(sessions[-1], exc) from exc
             raise self._env_failed(exc) from exc
+        if not sessions:
+            # Nothing ran: without this, every check would "pass" having tested nothing.
+            raise ConfigurationError(
+                f"{self.project.env_path} finished without calling context.run_migrations(), so nothing was "
+                "migrated or checked. env.py must configure the context on a connection and call "
+                "context.run_migrations() when run online, as the alembic templates do"
+            )
         return sessions
 
     def _between_steps_failed(self, session: Session, exc: BaseException) -> MigrationsError:

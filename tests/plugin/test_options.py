@@ -178,3 +178,12 @@ def test_x_arguments_and_the_configure_hook_reach_env_py(project: Project) -> No
     )
     result = project.run("--migrations-x", "tenant=acme", "--migrations-checks", "upgrade_to_head,stairway")
     result.assert_outcomes(passed=2)
+
+
+def test_env_py_that_never_runs_migrations_cannot_pass(project: Project) -> None:
+    """An env.py that skips run_migrations() makes the items fail: nothing tested is not a pass."""
+    project.revision(**users_table("a1"))
+    project.edit_env("            context.run_migrations()\n\n\nif context", "            pass\n\n\nif context")
+    result = project.run("--migrations-checks", "upgrade_to_head,stairway")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*env.py finished without calling context.run_migrations(), so nothing was migrated*"])
