@@ -293,8 +293,19 @@ WHERE n.nspname = ANY(CAST(:schemas AS name[])) AND p.prokind IN ('f', 'p')
 
 
 def _postgresql_fingerprints(connection: Connection, schemas: list[str | None]) -> Iterator[tuple[ObjectKey, Any]]:
+    """Every user schema of the database, not only the default one: the database is ours alone,
+    and a migration that creates tables elsewhere must be checked there too."""
     default = connection.exec_driver_sql("SELECT current_schema()").scalar()
     names = [schema or default for schema in schemas]
+    names += [
+        name
+        for (name,) in connection.execute(
+            sa.text(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
+            )
+        )
+        if name not in names
+    ]
 
     def key_name(schema: str, name: str) -> str:
         return name if schema == default else f"{schema}.{name}"

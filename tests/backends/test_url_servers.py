@@ -296,3 +296,33 @@ def test_async_template_on_the_server_uses_an_async_driver(pytester: pytest.Pyte
     result = project.run("--migrations-url", url)
     result.assert_outcomes(passed=4 + 3, skipped=1)
     assert plugin_databases(dialect) == []
+
+
+def test_tables_in_another_schema_are_checked_too(project: Project) -> None:
+    """A table a migration creates in a schema of its own, left by the downgrade, is found without include_schemas."""
+    url = server_url("postgresql")
+    project.revision(
+        "a1",
+        None,
+        'op.execute("CREATE SCHEMA reporting")\n'
+        'op.create_table("totals", sa.Column("id", sa.Integer, primary_key=True), schema="reporting")',
+        'op.execute("DROP SCHEMA reporting")',
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*raised*DependentObjectsStillExist*"])
+    project.revision(
+        "a1",
+        None,
+        'op.execute("CREATE SCHEMA reporting")\n'
+        'op.create_table("totals", sa.Column("id", sa.Integer, primary_key=True), schema="reporting")',
+        "pass",
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            '*+ schema "reporting": present after the downgrade*',
+            '*+ table "reporting.totals": present after the downgrade*',
+        ]
+    )
