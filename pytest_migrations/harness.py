@@ -182,12 +182,12 @@ class Harness:
             live.close()
 
     def capture(self, session: Session) -> SchemaSnapshot:
-        """Snapshot the live database of ``session``, leaving out Alembic's version table."""
-        context = session.context
-        schemas: list[str | None] = [None]
-        for schema in (context.opts.get("include_schemas") and _extra_schemas(session)) or ():
-            schemas.append(schema)
-        return self.snapshots.capture(session.connection, exclude_tables=[_version_table(session)], schemas=schemas)
+        """Snapshot the live database of ``session``, leaving out Alembic's version table.
+
+        Only the plugin's own database is looked at: on PostgreSQL all of its schemas; on
+        MySQL a "schema" is another database of the server, which is never ours to read.
+        """
+        return self.snapshots.capture(session.connection, exclude_tables=[_version_table(session)])
 
     # ------------------------------------------------------------------ positions
 
@@ -259,12 +259,3 @@ def _version_table(session: Session) -> str:
     context = session.context
     schema = context.version_table_schema
     return f"{schema}.{context.version_table}" if schema else context.version_table
-
-
-def _extra_schemas(session: Session) -> list[str]:
-    import sqlalchemy as sa
-
-    inspector = sa.inspect(session.connection)
-    default = inspector.default_schema_name
-    ignore = {default, "information_schema", "pg_catalog", "pg_toast", "mysql", "performance_schema", "sys"}
-    return [s for s in inspector.get_schema_names() if s not in ignore and not s.startswith("pg_")]
