@@ -174,7 +174,7 @@ def _own_databases(conn: Connection, dialect: str) -> list[str]:
     return [row[0] for row in conn.execute(query, {"p": prefix, "n": len(prefix)})]
 
 
-CHECKPOINT_EVERY = {"sqlite": 8, "postgresql": 32, "mysql": 64}
+CHECKPOINT_EVERY = {"sqlite": 8, "postgresql": 64, "mysql": 64}
 """Positions between checkpoints: a clone is a file copy on SQLite, costlier on servers."""
 
 
