@@ -104,7 +104,8 @@ class MigrationsCollector(pytest.File):
                 continue
             for database in settings.databases:
                 for revision in graph.order:
-                    param = f"{database}-{revision.short_id}" if several else revision.short_id
+                    # The whole id: custom ids (dates, names) often share a long prefix.
+                    param = f"{database}-{revision.id}" if several else revision.id
                     item = self._item(check, f"{name}[{param}]", database)
                     item.stash[revision_key] = revision
                     if revision.id in settings.skip_revisions or revision.short_id in settings.skip_revisions:

@@ -51,7 +51,7 @@ class Revision:
 
     @property
     def short_id(self) -> str:
-        """The id as shown in test ids: the first 12 characters (alembic ids are 12 long)."""
+        """The id abbreviated for messages: its first 12 characters (alembic's own ids are 12 long)."""
         return self.id[:12]
 
     @property

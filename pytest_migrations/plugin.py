@@ -112,7 +112,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         order = get_project(metafunc.config).graph.order
     except MigrationsError as exc:
         raise pytest.UsageError(f"migration_revision: {exc.render()}") from exc
-    metafunc.parametrize("migration_revision", order, ids=[rev.short_id for rev in order], indirect=True)
+    metafunc.parametrize("migration_revision", order, ids=[rev.id for rev in order], indirect=True)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -39,7 +39,7 @@ def test_collect_only_lists_node_ids_without_a_database(project: Project) -> Non
             "migrations/env.py::graph",
             "migrations/env.py::single_head",
             "migrations/env.py::upgrade_to_head",
-            "migrations/env.py::stairway[a1b2c3d4e5f6]",
+            "migrations/env.py::stairway[a1b2c3d4e5f6a7]",
             "migrations/env.py::downgrade_to_base",
             "migrations/env.py::drift",
         ]
@@ -187,3 +187,16 @@ def test_env_py_that_never_runs_migrations_cannot_pass(project: Project) -> None
     result = project.run("--migrations-checks", "upgrade_to_head,stairway")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*env.py finished without calling context.run_migrations(), so nothing was migrated*"])
+
+
+def test_custom_ids_with_a_common_prefix_get_distinct_items(project: Project) -> None:
+    """Date-style revision ids longer than alembic's 12 characters stay distinct in node ids."""
+    project.revision(**users_table("2024_01_15_users"))
+    project.revision(
+        "2024_01_15_posts",
+        "2024_01_15_users",
+        'op.create_index("ix", "users", ["name"])',
+        'op.drop_index("ix", "users")',
+    )
+    result = project.run("--collect-only", "-q", "--migrations-checks", "stairway")
+    result.stdout.fnmatch_lines(["*::stairway[[]2024_01_15_users]", "*::stairway[[]2024_01_15_posts]"])
