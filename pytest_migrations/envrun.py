@@ -23,6 +23,7 @@ database (an env.py that reads ``DATABASE_URL`` or hard-codes a URL).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import threading
@@ -344,12 +345,19 @@ class LiveRun:
         self._thread.start()
 
     def _main(self) -> None:
+        # Older async env.py files call asyncio.get_event_loop(), which has no loop to give
+        # in a thread; asyncio.run() (today's template) makes its own either way.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
             self.runner.run(self._feed)
         except BaseException as exc:  # handed to the caller waiting in execute()
             self._outbox.put(("error", exc))
         else:
             self._outbox.put(("closed", None))
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
     def _feed(self, session: Session) -> Iterator[RevisionStep]:
         while True:

@@ -194,3 +194,19 @@ def test_large_branched_history_in_random_order(project: Project) -> None:
     )
     result = project.run("--migrations-expected-heads", str(heads))
     result.assert_outcomes(passed=4 + 40, skipped=1)  # drift: no models
+
+
+def test_async_env_py_using_get_event_loop(pytester: pytest.Pytester) -> None:
+    """Older async env.py files drive the loop with get_event_loop().run_until_complete(); they work too."""
+    project = Project(pytester, template="async")
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix_n", "users", ["name"])', 'op.drop_index("ix_n", "users")')
+    project.edit_env(
+        "    asyncio.run(run_async_migrations())",
+        "    asyncio.get_event_loop().run_until_complete(run_async_migrations())",
+    )
+    # A subprocess: asyncio.run() in earlier in-process runs leaves this thread without a loop to get.
+    result = project.pytester.runpytest_subprocess(
+        "--migrations", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"
+    )
+    result.assert_outcomes(passed=6, skipped=1)
