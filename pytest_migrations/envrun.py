@@ -24,6 +24,7 @@ database (an env.py that reads ``DATABASE_URL`` or hard-codes a URL).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import queue
 import threading
@@ -341,7 +342,11 @@ class LiveRun:
         self._outbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.busy = False
         self.alive = True
-        self._thread = threading.Thread(target=self._main, name="pytest-migrations env.py", daemon=True)
+        # The thread sees the caller's context variables (an application context env.py may rely on).
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._main,), name="pytest-migrations env.py", daemon=True
+        )
         self._thread.start()
 
     def _main(self) -> None:
