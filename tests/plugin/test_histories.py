@@ -210,3 +210,17 @@ def test_async_env_py_using_get_event_loop(pytester: pytest.Pytester) -> None:
         "--migrations", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"
     )
     result.assert_outcomes(passed=6, skipped=1)
+
+
+def test_env_py_sees_the_callers_context_variables(project: Project) -> None:
+    """State env.py finds in context variables (an app context) is there in every run, threaded or not."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix_n", "users", ["name"])', 'op.drop_index("ix_n", "users")')
+    project.pytester.makepyfile(appctx="import contextvars\ncurrent_app = contextvars.ContextVar('current_app')\n")
+    project.pytester.makeconftest("import appctx\nappctx.current_app.set('blog')\n")
+    project.edit_env(
+        "def run_migrations_online() -> None:",
+        "def run_migrations_online() -> None:\n    import appctx\n    assert appctx.current_app.get() == 'blog'\n",
+    )
+    result = project.run("--migrations-checks", "upgrade_to_head,stairway")
+    result.assert_outcomes(passed=3)
