@@ -116,3 +116,14 @@ def test_xdist_spreads_items_over_workers(project: Project, dialect: str, worker
     )
     result = project.run(*args)
     result.assert_outcomes(passed=4 + 6 + 1, skipped=1)
+
+
+def test_missing_local_binaries_are_named(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No server binaries: the error names the missing programs and the other two ways."""
+    _history(project)
+    monkeypatch.setattr(local, "_find", lambda name: None)  # the in-process run shares this module
+    result = project.run("--migrations-db", "postgresql", "--migrations-provider", "local")
+    result.assert_outcomes(passed=2, failed=5)
+    result.stdout.fnmatch_lines(
+        ["*cannot start a local postgresql server: initdb, pg_ctl not found*--migrations-url, or use Docker*"]
+    )
