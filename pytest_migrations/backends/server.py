@@ -67,6 +67,15 @@ class ServerBackend:
             raise ProviderError(f"refusing to touch database {name!r}: it is not one of the plugin's")
 
     def create(self, name: str) -> URL:
+        """Create an empty database (dropping a leftover of the same name first)."""
+        self._check_own(name)
+        with self.admin() as conn:
+            self._drop(conn, name)
+            conn.exec_driver_sql(self._create_statement(name))
+        self._created.add(name)
+        return self.url(name)
+
+    def _create_statement(self, name: str) -> str:
         raise NotImplementedError
 
     def clone(self, source: str, name: str) -> URL:
@@ -100,13 +109,8 @@ class PostgreSQLBackend(ServerBackend):
     dialect = "postgresql"
     maintenance_database = "postgres"
 
-    def create(self, name: str) -> URL:
-        self._check_own(name)
-        with self.admin() as conn:
-            self._drop(conn, name)
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        self._created.add(name)
-        return self.url(name)
+    def _create_statement(self, name: str) -> str:
+        return f'CREATE DATABASE "{name}"'
 
     def clone(self, source: str, name: str) -> URL:
         self._check_own(name)
@@ -135,13 +139,8 @@ class MySQLBackend(ServerBackend):
 
     dialect = "mysql"
 
-    def create(self, name: str) -> URL:
-        self._check_own(name)
-        with self.admin() as conn:
-            self._drop(conn, name)
-            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        self._created.add(name)
-        return self.url(name)
+    def _create_statement(self, name: str) -> str:
+        return f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
 
     def clone(self, source: str, name: str) -> URL:
         self.create(name)
