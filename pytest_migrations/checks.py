@@ -200,7 +200,8 @@ def _autogenerate_difference(harness: Harness, dbs: Any, position: int, tables: 
         finally:
             engine.dispose()
     finally:
-        harness.drop(scratch)
+        # The failed item's cursor is gone; the next item starts from this database, not from far back.
+        harness.adopt_checkpoint(scratch, position)
     engine = sa.create_engine(next(iter(dbs.urls.values())), poolclass=NullPool)
     try:
         with engine.connect() as conn:

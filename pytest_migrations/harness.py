@@ -225,6 +225,13 @@ class Harness:
         if position not in self._checkpoints:
             self._checkpoints[position] = self.clone(dbs)
 
+    def adopt_checkpoint(self, dbs: DatabaseSet, position: int) -> None:
+        """Keep ``dbs`` itself (at ``position``, nobody else using it) as a checkpoint, or drop it."""
+        if position in self._checkpoints:
+            self.drop(dbs)
+        else:
+            self._checkpoints[position] = dbs
+
     def from_template(self, applied: frozenset[str]) -> DatabaseSet | None:
         """A new database set cloned from the template of ``applied``, if one was kept."""
         template = self._templates.get(applied)
