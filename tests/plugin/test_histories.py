@@ -224,3 +224,12 @@ def test_env_py_sees_the_callers_context_variables(project: Project) -> None:
     )
     result = project.run("--migrations-checks", "upgrade_to_head,stairway")
     result.assert_outcomes(passed=3)
+
+
+def test_pyproject_only_project_without_alembic_ini(pytester: pytest.Pytester) -> None:
+    """[tool.alembic] alone (no alembic.ini) is found and run; the URL lives only in the plugin's config."""
+    project = Project(pytester, template="pyproject")
+    (project.root / "alembic.ini").unlink()
+    project.revision(**users_table("a1"))
+    result = project.run("--migrations-checks", "graph,upgrade_to_head,stairway,downgrade_to_base")
+    result.assert_outcomes(passed=4)
