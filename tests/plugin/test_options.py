@@ -200,3 +200,15 @@ def test_custom_ids_with_a_common_prefix_get_distinct_items(project: Project) ->
     )
     result = project.run("--collect-only", "-q", "--migrations-checks", "stairway")
     result.stdout.fnmatch_lines(["*::stairway[[]2024_01_15_users]", "*::stairway[[]2024_01_15_posts]"])
+
+
+def test_last_failed_reruns_only_the_failed_revision(project: Project) -> None:
+    """--lf finds stairway[<rev>] items: only the failed revision runs again."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix", "users", ["name"])', "pass")
+    project.revision("c3", "b2", 'op.create_index("iy", "users", ["id"])', 'op.drop_index("iy", "users")')
+    first = project.pytester.runpytest("--migrations", "--migrations-checks", "stairway")
+    first.assert_outcomes(passed=2, failed=1)
+    again = project.pytester.runpytest("--migrations", "--migrations-checks", "stairway", "--lf", "-v")
+    again.assert_outcomes(failed=1)  # and nothing passed: a1 and c3 did not run again
+    again.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure*", "*stairway?b2? FAILED*"])
