@@ -4,6 +4,10 @@ import os
 
 import pytest
 import sqlalchemy as sa
+
+# Imported once here: in-process pytester runs drop modules first imported inside them, and
+# SQLAlchemy 2.0 refuses to import sqlalchemy.ext.asyncio a second time in one process.
+import sqlalchemy.ext.asyncio
 from sqlalchemy.pool import NullPool
 
 from pytest_migrations.providers import with_driver
