@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -68,12 +69,29 @@ def plugin_databases(dialect: str) -> list[str]:
     return names
 
 
-def recreate_database(name: str) -> str:
-    """Create (again) a database of the test's own on the PostgreSQL test server; return its sync URL."""
-    admin_url = with_driver(sa.make_url(SERVER_URLS["postgresql"]))
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+def _admin_engine() -> sa.Engine:
+    return sa.create_engine(
+        with_driver(sa.make_url(SERVER_URLS["postgresql"])), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+
+
+@pytest.fixture
+def user_database() -> Iterator[Callable[[str], str]]:
+    """Make a database of the test's own on the PostgreSQL test server (a 'user' database); dropped after."""
+    made: list[str] = []
+
+    def make(name: str) -> str:
+        admin = _admin_engine()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+        made.append(name)
+        return with_driver(sa.make_url(SERVER_URLS["postgresql"])).set(database=name).render_as_string(False)
+
+    yield make
+    admin = _admin_engine()
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        for name in made:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
-    return admin_url.set(database=name).render_as_string(hide_password=False)

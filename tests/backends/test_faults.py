@@ -7,13 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
 
 from pytest_migrations.providers import containers
 
-from ..conftest import plugin_databases, recreate_database, server_url, unavailable
+from ..conftest import plugin_databases, server_url, unavailable
 from ..helpers import Project, users_table
 
 
@@ -119,10 +120,12 @@ def test_a_killed_xdist_worker_leaves_no_database(project: Project) -> None:
     assert plugin_databases("postgresql") == []
 
 
-def test_env_py_aiming_at_another_postgresql_database_is_refused_and_it_is_untouched(project: Project) -> None:
+def test_env_py_aiming_at_another_postgresql_database_is_refused_and_it_is_untouched(
+    project: Project, user_database: Callable[[str], str]
+) -> None:
     """env.py that reads DATABASE_URL is stopped before any migration; that database keeps its data and tables."""
     url = server_url("postgresql")
-    production = recreate_database("pm_production")
+    production = user_database("pm_production")
     engine = sa.create_engine(production)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE orders (id int primary key)")

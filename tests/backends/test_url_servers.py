@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import sqlalchemy as sa
 
-from ..conftest import SERVER_URLS, plugin_databases, recreate_database, server_url
+from ..conftest import SERVER_URLS, plugin_databases, server_url
 from ..helpers import Project, users_table
 
 DIALECTS = ["postgresql", "mysql"]
@@ -168,7 +170,14 @@ def test_password_never_appears_in_output(project: Project, dialect: str) -> Non
         url = SERVER_URLS["postgresql"].replace("postgres@", f"postgres:{secret}@")  # trust auth ignores it
     project.revision(**users_table("a1"))
     project.revision("b2", "a1", 'raise RuntimeError("boom")', "pass")
-    result = project.run("--migrations-url", url, "-v", "--tb=long")
+    try:
+        result = project.run("--migrations-url", url, "-v", "--tb=long")
+    finally:
+        if dialect == "mysql":
+            admin = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/", isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.exec_driver_sql("DROP USER IF EXISTS 'pm_masked'@'%%'")
+            admin.dispose()
     result.assert_outcomes(passed=3, failed=4)  # b2 blocks upgrade_to_head, downgrade_to_base and drift too
     output = result.stdout.str() + result.stderr.str()
     assert secret not in output
@@ -200,10 +209,10 @@ def test_leftovers_of_a_killed_run_are_removed_and_live_runs_kept(project: Proje
         admin.dispose()
 
 
-def test_user_database_in_the_url_is_never_touched(project: Project) -> None:
+def test_user_database_in_the_url_is_never_touched(project: Project, user_database: Callable[[str], str]) -> None:
     """The database named in --migrations-url holds data; after a run it is exactly as it was."""
     server_url("postgresql")
-    own_url = recreate_database("pm_users_own_db")
+    own_url = user_database("pm_users_own_db")
     own = sa.create_engine(own_url)
     with own.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE customers (id int primary key, name text)")
