@@ -150,9 +150,10 @@ class Harness:
         return self._runners[dbs.key]
 
     def run(self, dbs: DatabaseSet, plan: Plan) -> list[Session]:
-        """Run ``plan`` through env.py on ``dbs``, in an env.py run of its own."""
-        if self._live is not None and self._live[0] == dbs.key:
-            self.end_live()
+        """Run ``plan`` through env.py on ``dbs``, in an env.py run of its own.
+
+        EnvRunner.run ends any open env.py run first (one per process), whichever harness opened it.
+        """
         return self.runner(dbs).run(plan)
 
     def run_live(self, dbs: DatabaseSet, plan: Plan) -> None:
