@@ -9,7 +9,7 @@ report when it finds a defect. Nothing here imports pytest.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +19,18 @@ from alembic.runtime.migration import MigrationContext, RevisionStep
 from sqlalchemy import MetaData
 from sqlalchemy.pool import NullPool
 
-from .exceptions import ConfigurationError, MigrationCheckFailed, MigrationStepFailed, SchemaMismatch
+from .exceptions import (
+    ConfigurationError,
+    MigrationCheckFailed,
+    MigrationStepFailed,
+    RevisionBlocked,
+    SchemaMismatch,
+)
 from .harness import Harness
 from .history import Revision, RevisionGraph
+from .policy import ACCEPT_ATTRIBUTE, split_accepted
 from .schema import SchemaDiff, SchemaSnapshot
+from .urls import sync_url
 
 CheckResult = str | None
 
@@ -76,60 +84,112 @@ def _describe_walk_failure(exc: MigrationStepFailed, revision: Revision) -> Migr
     return exc
 
 
-def check_stairway(harness: Harness, revision: Revision) -> CheckResult:
-    """From the revision's parent: upgrade; downgrade; compare; upgrade again; compare."""
+def _blocked(harness: Harness, blocker: str, what: str) -> RevisionBlocked:
+    cause = harness.broken[blocker].cause
+    text = str(cause).strip().splitlines()
+    return RevisionBlocked(
+        blocker, harness.graph[blocker].label, f"{type(cause).__name__}: {text[0] if text else ''}", what
+    )
+
+
+def check_stairway(harness: Harness, revision: Revision, notes: list[str] | None = None) -> CheckResult:
+    """From the revision's parent: upgrade; downgrade; compare; upgrade again; compare.
+
+    The database starts with every revision before this one in the graph order,
+    except what a failing upgrade elsewhere makes unreachable: a revision whose
+    upgrade fails blocks only its descendants, never a revision on another branch.
+
+    :param notes: receives a line per accepted difference, for the report.
+    :raises RevisionBlocked: a revision this one needs fails its upgrade.
+    """
+    while True:
+        blocker = harness.blocker(revision.requires)
+        if blocker is not None:
+            raise _blocked(harness, blocker, f"the stairway of {revision.short_id}")
+        try:
+            return _stairway_once(harness, revision, notes if notes is not None else [])
+        except MigrationStepFailed as exc:
+            if exc.where.revision == revision.id:
+                harness.note_failure(exc)
+                raise
+            if not harness.note_failure(exc):  # not a new failing upgrade: nothing to walk around
+                raise _describe_walk_failure(exc, revision) from exc.__cause__
+            # A revision elsewhere fails its upgrade: try again without what it blocks.
+
+
+def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> CheckResult:
     graph = harness.graph
     index = graph.position[revision.id]
-    target = graph.prefix(index)
+    target = harness.reachable(graph.prefix(index))
+    module = harness.module(revision.id)
+    exemption = harness.policy.downgrade_exemption(graph, revision, module)
+    accept = harness.policy.accepted_entries(revision, module)
     dbs, start = harness.take_cursor(index)
     # The cursor's last snapshot is this revision's "before" when no step separates them.
     known = harness.cursor_snapshots if start == index else {}
     final: dict[int, SchemaSnapshot] = {}
-    left: list[SchemaMismatch] = []
+    left: list[tuple[SchemaMismatch, SchemaSnapshot]] = []
 
     def plan(session: Any) -> Iterator[RevisionStep]:
+        walked = len(session.completed)
         yield from session.walk_to(target, label="upgrade (walking to the revision's parent)")
-        before = known.get(session.index) or harness.capture(session)
+        before = (known.get(session.index) if len(session.completed) == walked else None) or harness.capture(session)
+        session.before_step = before
         yield from session.step(revision.id, upgrade=True, label="upgrade")
-        if revision.irreversible:
+        if exemption:
             return
-        after = harness.capture(session)
+        after = session.before_step = harness.capture(session)
         yield from session.step(revision.id, upgrade=False, label="downgrade")
-        mismatch = _compare(before, harness.capture(session), revision, "downgrade", session)
+        downgraded = harness.capture(session)
+        mismatch = _compare(before, downgraded, revision, "downgrade", session, accept, notes)
         if mismatch is not None:
             # End the plan normally, so the database stays as the downgrade left it:
             # autogenerate then compares it with the schema before the upgrade.
-            left.append(mismatch)
+            left.append((mismatch, before))
             return
+        session.before_step = downgraded
         yield from session.step(revision.id, upgrade=True, label="re-upgrade")
         final[session.index] = harness.capture(session)
-        mismatch = _compare(after, final[session.index], revision, "re-upgrade", session)
+        mismatch = _compare(after, final[session.index], revision, "re-upgrade", session, accept, notes)
         if mismatch is not None:
             raise mismatch
 
     try:
         harness.run_live(dbs, plan)
         if left:
-            raise _with_autogenerate_fix(harness, dbs, index, left[0])
-    except MigrationStepFailed as exc:
-        harness.drop(dbs)
-        raise _describe_walk_failure(exc, revision) from exc.__cause__
+            raise _with_autogenerate_fix(harness, dbs, index, *left[0])
     except BaseException:
         harness.drop(dbs)
         raise
     harness.return_cursor(dbs, index + 1, final)
-    if revision.irreversible:
-        return f"upgrade of {revision.short_id} passed; its downgrade is not tested: {revision.irreversible}"
+    if exemption:
+        return f"upgrade of {revision.short_id} passed; its downgrade is not tested: {exemption}"
     return None
 
 
 def _compare(
-    expected: SchemaSnapshot, actual: SchemaSnapshot, revision: Revision, step: str, session: Any
+    expected: SchemaSnapshot,
+    actual: SchemaSnapshot,
+    revision: Revision,
+    step: str,
+    session: Any,
+    accept: Sequence[str] = (),
+    notes: list[str] | None = None,
 ) -> SchemaMismatch | None:
-    """The mismatch between two snapshots around ``step`` of ``revision``, or ``None`` when they match."""
-    diff = expected.diff(actual)
-    if not diff:
+    """The mismatch between two snapshots around ``step`` of ``revision``, or ``None`` when they match.
+
+    Differences an accept entry of the revision covers are no mismatch; they are added to ``notes``.
+    """
+    accepted, rest = split_accepted(accept, expected.diff(actual))
+    if notes is not None:
+        notes.extend(
+            f"{revision.short_id} {step}: accepted {d.render('before', 'after')}"
+            for d in accepted
+            if f"{revision.short_id} {step}: accepted {d.render('before', 'after')}" not in notes
+        )
+    if not rest:
         return None
+    diff = SchemaDiff(tuple(rest))
     db = f" (database {session.index})" if session.index else ""
     if step == "downgrade":
         summary = (
@@ -139,7 +199,9 @@ def _compare(
         lines = diff.render_lines(expected="before the upgrade", actual="after the downgrade")
         fix = (
             f"make downgrade() in {revision.path.name} reverse every operation of upgrade() "
-            "(objects marked + were left behind, - were removed or not restored, ~ were changed)"
+            "(objects marked + were left behind, - were removed or not restored, ~ were changed); "
+            f"to keep a difference on purpose, accept exactly it: {ACCEPT_ATTRIBUTE} = "
+            f'["{rest[0].kind} {rest[0].name}"] in {revision.path.name}'
         )
         suggestion = suggest_downgrade(diff)
         if suggestion:
@@ -151,40 +213,47 @@ def _compare(
         )
         lines = diff.render_lines(expected="after the first upgrade", actual="after the re-upgrade")
         fix = f"the downgrade of {revision.path.name} leaves state that changes what its upgrade does"
-    return SchemaMismatch(
-        summary,
-        [("revision", f"{revision.id} in {revision.path}"), ("differences", "\n".join(lines)), ("fix", fix)],
-        diff=diff,
-    )
+    sections = [("revision", f"{revision.id} in {revision.path}"), ("differences", "\n".join(lines))]
+    if accepted:
+        sections.append(("accepted (stairway_accept)", "\n".join(d.render("before", "after") for d in accepted)))
+    sections.append(("fix", fix))
+    return SchemaMismatch(summary, sections, diff=diff)
 
 
-def _with_autogenerate_fix(harness: Harness, dbs: Any, position: int, mismatch: SchemaMismatch) -> SchemaMismatch:
-    """Add what Alembic's autogenerate says the downgrade is missing.
+def _with_autogenerate_fix(
+    harness: Harness, dbs: Any, position: int, mismatch: SchemaMismatch, expected: SchemaSnapshot
+) -> SchemaMismatch:
+    """Add what Alembic's autogenerate says the downgrade is missing, checked before it is called a fix.
 
     A database is brought to the state before the upgrade and the differing tables are
     reflected from it; autogenerate then compares the database the downgrade left with
     that reflection, and renders the ``op.*`` calls that would turn one into the other.
+    The calls are then applied to a copy of the downgraded database: only when that
+    removes every table difference are they shown as what downgrade() is missing.
     Only on failure: a passing item pays nothing for it.
     """
     diff = mismatch.diff
     tables = {d.name for d in diff or () if d.kind == "table" and "." not in d.name}
     if not tables or len(dbs.urls) != 1:
         return mismatch
+    # autogenerate reads through connections of its own: the downgrade must be committed first.
+    harness.end_live(dbs)
     try:
         code = _autogenerate_difference(harness, dbs, position, tables)
+        title = _verify_fix(harness, dbs, code, expected, tables) if code else None
     except Exception as exc:
-        code = f"(autogenerate could not compare: {type(exc).__name__}: {exc})"
-    if code and diff is not None:
+        code, title = f"(autogenerate could not compare: {type(exc).__name__}: {exc})", "what autogenerate says"
+    if code and title and diff is not None:
         # autogenerate's code replaces the hand-made suggestion for tables; other objects keep theirs.
         rest = suggest_downgrade(diff, tables_too=False)
         sections = []
-        for title, body in mismatch.sections:
-            if title == "fix":
+        for name, body in mismatch.sections:
+            if name == "fix":
                 body = body.split("; for what was left behind")[0]
                 if rest:
                     body += "; for what was left behind, downgrade() probably needs:\n" + "\n".join(rest)
-            sections.append((title, body))
-        sections.append(("what autogenerate says downgrade() is missing", code))
+            sections.append((name, body))
+        sections.append((title, code))
         mismatch.sections = tuple(sections)
     return mismatch
 
@@ -193,7 +262,7 @@ def _autogenerate_difference(harness: Harness, dbs: Any, position: int, tables: 
     scratch = harness.database_at(position)
     expected = MetaData()
     try:
-        engine = sa.create_engine(next(iter(scratch.urls.values())), poolclass=NullPool)
+        engine = sa.create_engine(sync_url(next(iter(scratch.urls.values()))), poolclass=NullPool)
         try:
             present = set(sa.inspect(engine).get_table_names())
             expected.reflect(engine, only=sorted(tables & present))
@@ -202,7 +271,7 @@ def _autogenerate_difference(harness: Harness, dbs: Any, position: int, tables: 
     finally:
         # The failed item's cursor is gone; the next item starts from this database, not from far back.
         harness.adopt_checkpoint(scratch, position)
-    engine = sa.create_engine(next(iter(dbs.urls.values())), poolclass=NullPool)
+    engine = sa.create_engine(sync_url(next(iter(dbs.urls.values()))), poolclass=NullPool)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(
@@ -218,6 +287,40 @@ def _autogenerate_difference(harness: Harness, dbs: Any, position: int, tables: 
     if ops is None or ops.is_empty():
         return None
     return _dedent_rendered(render_python_code(ops))
+
+
+def _verify_fix(harness: Harness, dbs: Any, code: str, expected: SchemaSnapshot, tables: set[str]) -> str:
+    """Apply autogenerate's code to a copy of the downgraded database; the section title says how it went."""
+    from alembic.operations import Operations
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    copy = harness.clone(dbs)
+    try:
+        engine = sa.create_engine(sync_url(next(iter(copy.urls.values()))), poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                namespace = {"op": Operations(MigrationContext.configure(conn)), "sa": sa}
+                namespace.update(postgresql=postgresql, mysql=mysql, sqlite=sqlite)
+                try:
+                    exec(compile(code, "<autogenerate>", "exec"), namespace)
+                except Exception as exc:
+                    return (
+                        "what autogenerate proposes (NOT a fix: applied to a copy of the database it fails with "
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                    )
+            with engine.connect() as conn:
+                after = harness.snapshots.capture(conn)
+        finally:
+            engine.dispose()
+    finally:
+        harness.drop(copy)
+    remaining = [d for d in expected.diff(after) if d.kind == "table" and d.name in tables]
+    if remaining:
+        return (
+            f"what autogenerate proposes (NOT a complete fix: applied to a copy of the database, {len(remaining)} "
+            "of the differences above remain)"
+        )
+    return "what autogenerate says downgrade() is missing (applied to a copy of the database, it removes them)"
 
 
 _DROP_KEYWORDS = {
@@ -255,19 +358,48 @@ def suggest_downgrade(diff: SchemaDiff, *, tables_too: bool = True) -> list[str]
     return [f"    {line}" for line in lines]
 
 
+def alembic_order(harness: Harness, *, downgrade: bool = False) -> list[str]:
+    """The order ``alembic upgrade heads`` (or ``downgrade base`` from heads) runs the revisions in.
+
+    Which revision of two branches comes first is Alembic's choice; following it makes a
+    whole walk fail first where the ``alembic`` command would.
+    """
+    script = harness.project.script
+    try:
+        if downgrade:
+            scripts = script.iterate_revisions(harness.graph.heads, "base", select_for_downgrade=True)
+            order = [s.revision for s in scripts]
+        else:
+            order = [s.revision for s in reversed(list(script.iterate_revisions("heads", "base")))]
+    except Exception:  # Alembic could not plan it: fall back to the graph's own order
+        order = []
+    ours = [rev.id for rev in harness.graph.order]
+    if sorted(order) != sorted(ours):
+        return ours[::-1] if downgrade else ours
+    return order
+
+
 def check_upgrade_to_head(harness: Harness) -> CheckResult:
     """Upgrade a fresh database from base to every head in a single env.py run, as production does."""
     graph = harness.graph
     dbs = harness.create()
     everything = frozenset(rev.id for rev in graph.order)
+    order = alembic_order(harness)
     heads: list[tuple[str, ...]] = []
 
     def plan(session: Any) -> Iterator[RevisionStep]:
-        yield from session.walk_to(everything)
+        session.fresh_steps = False  # one command: the memory of the context carries over, as in production
+        for rid in order:
+            if rid not in session.applied:
+                yield from session.step(rid, upgrade=True)
         heads.append(tuple(session.context.get_current_heads()))
 
     try:
         harness.run(dbs, plan)
+    except MigrationStepFailed as exc:
+        harness.drop(dbs)
+        harness.note_failure(exc)
+        raise
     except BaseException:
         harness.drop(dbs)
         raise
@@ -283,41 +415,70 @@ def check_upgrade_to_head(harness: Harness) -> CheckResult:
     return None
 
 
-def check_downgrade_to_base(harness: Harness) -> CheckResult:
-    """From head, downgrade every revision to base in one env.py run; nothing may be left behind."""
+def _at_head(harness: Harness, what: str) -> Any:
+    """A database with every revision applied; a failing upgrade blocks ``what`` instead of failing it again."""
     graph = harness.graph
-    blocked = [rev for rev in graph.order if rev.irreversible]
-    stop = max((graph.position[rev.id] for rev in blocked), default=-1)
-    floor = graph.prefix(stop + 1)
-    expected = harness.fresh_snapshots() if not floor else []
-    dbs = harness.database_at(len(graph))
+    if harness.broken:
+        raise _blocked(harness, graph.sorted(harness.broken)[0], what)
+    try:
+        return harness.database_at(len(graph))
+    except MigrationStepFailed as exc:
+        if harness.note_failure(exc):
+            raise _blocked(harness, str(exc.where.revision), what) from None
+        raise
+
+
+def check_downgrade_to_base(harness: Harness, notes: list[str] | None = None) -> CheckResult:
+    """From head, downgrade every revision to base in one env.py run; nothing may be left behind.
+
+    Revisions whose downgrade is not tested (irreversible, upgrade-only, below the
+    downgrade floor) stay, with everything they need: the walk then stops at that
+    floor and its schema is compared with a fresh database upgraded to the floor.
+    """
+    graph = harness.graph
+    exempt = {
+        rev.id: reason
+        for rev in graph.order
+        if (reason := harness.policy.downgrade_exemption(graph, rev, harness.module(rev.id)))
+    }
+    floor = graph.ancestors(exempt)
+    if floor == frozenset(graph.position):
+        first, reason = next(iter(exempt.items()))
+        return (
+            "nothing to downgrade: every revision is one whose downgrade is not tested, or lies below one "
+            f"({graph[first].short_id}: {reason})"
+        )
+    dbs = _at_head(harness, "downgrade_to_base")
+    expected = harness.snapshots_at(floor)
+    order = [rid for rid in alembic_order(harness, downgrade=True) if rid not in floor]
     leftovers: list[SchemaSnapshot] = []
 
     def plan(session: Any) -> Iterator[RevisionStep]:
-        yield from session.walk_to(floor)
-        if not floor:
-            leftovers.append(harness.capture(session))
+        session.fresh_steps = False
+        for rid in order:
+            if rid in session.applied:
+                yield from session.step(rid, upgrade=False)
+        leftovers.append(harness.capture(session))
 
     try:
         harness.run(dbs, plan)
     finally:
         harness.drop(dbs)
-    if stop >= 0:
-        rev = graph.order[stop]
-        return (
-            f"downgraded from head down to {rev.short_id}, which is irreversible ({rev.irreversible}); "
-            "the revisions below it were not downgraded"
-        )
+    where = "base" if not floor else f"the downgrade floor ({len(floor)} revision(s) kept)"
     for fresh, snapshot in zip(expected, leftovers, strict=True):
         diff = fresh.diff(snapshot)
         if diff:
+            reference = "a fresh database" if not floor else "a fresh database upgraded to that floor"
             raise SchemaMismatch(
-                f"downgrading every revision to base leaves {len(diff)} difference(s) from a fresh database",
+                f"downgrading every revision to {where} leaves {len(diff)} difference(s) from {reference}",
                 [
-                    ("left behind", "\n".join(diff.render_lines("in a fresh database", "after downgrading to base"))),
+                    ("left behind", "\n".join(diff.render_lines(f"in {reference}", "after the downgrades"))),
                     ("fix", "some downgrade() does not drop what its upgrade() creates; the stairway items show which"),
                 ],
             )
+    if floor and notes is not None:
+        kept = ", ".join(f"{graph[rid].short_id} ({reason})" for rid, reason in exempt.items())
+        notes.append(f"downgrade_to_base stopped at the downgrades that are not tested: {kept}")
     return None
 
 
@@ -342,9 +503,11 @@ def load_models(path: str, setting: str = "migrations_models") -> MetaData:
 def check_drift(harness: Harness, models: str | None = None) -> CheckResult:
     """At head, the models must match the migrated database (``alembic check``, with the fix shown)."""
     override = load_models(models) if models else None
-    dbs = harness.database_at(len(harness.graph))
+    dbs = _at_head(harness, "drift")
     reports: list[str] = []
     unmodelled: list[int] = []
+    empty: list[str] = []
+    names = list(dbs.urls)
 
     def plan(session: Any) -> Iterator[RevisionStep]:
         context = session.context
@@ -352,9 +515,16 @@ def check_drift(harness: Harness, models: str | None = None) -> CheckResult:
         if metadata is None:
             unmodelled.append(session.index)
             return
+        name = names[session.index] if len(names) > 1 and session.index < len(names) else None
         upgrade_ops = produce_migrations(context, metadata).upgrade_ops
-        if upgrade_ops is not None and not upgrade_ops.is_empty():
-            reports.append(_dedent_rendered(render_python_code(upgrade_ops)))
+        if upgrade_ops is None or upgrade_ops.is_empty():
+            return
+        tables = metadata if isinstance(metadata, MetaData) else None
+        if tables is not None and not tables.tables and _only_drops(upgrade_ops):
+            empty.append(name or "the database")
+            return
+        code = _dedent_rendered(render_python_code(upgrade_ops))
+        reports.append(f"# engine {name}\n{code}" if name else code)
         return
         yield  # a plan is a generator even when it runs no step
 
@@ -367,6 +537,19 @@ def check_drift(harness: Harness, models: str | None = None) -> CheckResult:
             "no models to compare: env.py passes no target_metadata to context.configure(); set it in env.py, "
             "or set migrations_models = myapp.models:Base.metadata"
         )
+    if empty:
+        source = f"migrations_models = {models}" if models else "env.py's target_metadata"
+        raise MigrationCheckFailed(
+            f"the models look empty: {source} has no tables, while the migrated database has some ({', '.join(empty)})",
+            [
+                (
+                    "fix",
+                    "import the modules that define the models before target_metadata is read (in env.py, "
+                    "`import myapp.models` next to `target_metadata = Base.metadata`), or point migrations_models "
+                    "at the MetaData the models use",
+                )
+            ],
+        )
     if reports:
         raise MigrationCheckFailed(
             "the models do not match the schema at head: a migration is missing",
@@ -376,6 +559,12 @@ def check_drift(harness: Harness, models: str | None = None) -> CheckResult:
             ],
         )
     return None
+
+
+def _only_drops(upgrade_ops: Any) -> bool:
+    from alembic.operations.ops import DropTableOp
+
+    return all(isinstance(op, DropTableOp) for op in upgrade_ops.ops)
 
 
 def _dedent_rendered(code: str) -> str:

@@ -23,7 +23,7 @@ from .checks import (
     check_stairway,
     check_upgrade_to_head,
 )
-from .exceptions import MigrationsError, RevisionGraphError
+from .exceptions import MigrationCheckFailed, MigrationsError, RevisionBlocked, RevisionGraphError
 from .history import Revision
 from .state import project_key, settings_key
 from .urls import mask_passwords
@@ -51,6 +51,13 @@ class MigrationItem(pytest.Function):
         return path, 0, self.name
 
 
+selected_key = pytest.StashKey[frozenset[tuple[str, str]]]()
+"""``(database, revision)`` of every stairway item in this session, after deselection (``-k``)."""
+
+NOTES_PROPERTY = "pytest_migrations_note"
+"""The ``user_properties`` name of what an item accepted or did not test (shown in the summary)."""
+
+
 def _run_item(request: pytest.FixtureRequest, _migrations_harnesses: Any) -> None:
     """Body shared by every built-in item: dispatch to the check of the item."""
     __tracebackhide__ = True
@@ -66,17 +73,39 @@ def _run_item(request: pytest.FixtureRequest, _migrations_harnesses: Any) -> Non
         if result is not None:
             pytest.skip(result)
         return
-    harness = _migrations_harnesses.get(item.stash[database_key])
-    if check.name == "stairway":
-        result = check_stairway(harness, item.stash[revision_key])
-    elif check.name == "upgrade_to_head":
-        result = check_upgrade_to_head(harness)
-    elif check.name == "downgrade_to_base":
-        result = check_downgrade_to_base(harness)
-    else:
-        result = check_drift(harness, settings.models)
+    database = item.stash[database_key]
+    harness = _migrations_harnesses.get(database)
+    notes: list[str] = []
+    try:
+        if check.name == "stairway":
+            result = check_stairway(harness, item.stash[revision_key], notes)
+        elif check.name == "upgrade_to_head":
+            result = check_upgrade_to_head(harness)
+        elif check.name == "downgrade_to_base":
+            result = check_downgrade_to_base(harness, notes)
+        else:
+            result = check_drift(harness, settings.models)
+    except RevisionBlocked as exc:
+        _blocked(item, database, exc)
+        return
+    finally:
+        item.user_properties.extend((NOTES_PROPERTY, note) for note in notes)
     if result is not None:
         pytest.skip(result)
+
+
+def _blocked(item: pytest.Item, database: str, exc: RevisionBlocked) -> None:
+    """Skip an item a failing upgrade blocks when that revision's own item reports it; otherwise fail."""
+    __tracebackhide__ = True
+    selected = item.config.stash.get(selected_key, frozenset())
+    several = len(item.config.stash[settings_key].databases) > 1
+    blocker_item = f"stairway[{database}-{exc.blocker}]" if several else f"stairway[{exc.blocker}]"
+    if (database, exc.blocker) in selected:
+        pytest.skip(f"blocked: {exc.render()} (reported by {blocker_item})")
+    raise MigrationCheckFailed(
+        exc.render(),
+        [("fix", f"fix that upgrade first; run {blocker_item} to see its failure in full")],
+    )
 
 
 def _align_structured_id(item: pytest.Item) -> None:

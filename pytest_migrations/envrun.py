@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import os
 import queue
 import threading
@@ -35,11 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, RevisionStep
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
+from alembic.util import load_python_file
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.pool import NullPool
 
 from .exceptions import (
     ConfigurationError,
@@ -51,9 +55,27 @@ from .exceptions import (
 )
 from .history import RevisionGraph
 from .project import AlembicProject
-from .urls import database_identity, mask
+from .schema import SchemaSnapshot, SnapshotTaker
+from .urls import database_identity, mask, sync_url
 
 ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "aiomysql", "mariadb": "aiomysql"}
+
+
+@dataclass
+class Statement:
+    """One SQL statement a step sent, and whether the database accepted it."""
+
+    sql: str
+    done: bool = False
+    """The driver returned from executing it (``after_cursor_execute`` fired)."""
+    commits: bool = False
+    """It ended the transaction (``COMMIT`` sent as SQL): what ran before it is permanent."""
+
+
+_COMMIT_SQL = frozenset({"COMMIT", "COMMIT TRANSACTION", "COMMIT WORK", "END", "END TRANSACTION"})
+
+_used_scripts: set[str] = set()
+"""Revision files whose module already ran a step in this process (see :meth:`Session.step`)."""
 
 
 @dataclass
@@ -70,9 +92,22 @@ class Session:
     completed: list[tuple[str, str]] = field(default_factory=list)
     """``(step label, revision)`` of every step that finished in this run."""
     pending: tuple[str, str] | None = None
-    statements: list[str] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list)
     """SQL the pending step has executed so far (reported when it fails half-way)."""
     recording: bool = False
+    committed: bool = False
+    """The connection committed while the pending step ran (``connection.commit()`` in a migration)."""
+    fresh_steps: bool = True
+    """Each step starts as a new ``alembic`` command would: no memory of earlier steps in the context.
+
+    Whole walks that model one production command (``upgrade_to_head``) turn it off.
+    """
+    reload_modules: bool = False
+    """Re-execute every revision file before its step, even on first use (env.py reads a URL variable)."""
+    before_step: SchemaSnapshot | None = None
+    """The schema right before the pending step, when the plan took it: a failure then says what stays."""
+    finished: bool = False
+    """The plan ran to its end (the run's commit is then checked from a second connection)."""
 
     @property
     def connection(self) -> Connection:
@@ -81,14 +116,29 @@ class Session:
         return conn
 
     def step(self, revision: str, *, upgrade: bool, label: str | None = None) -> Iterator[RevisionStep]:
-        """Yield one exact step (``yield from session.step(rev, upgrade=True)``)."""
+        """Yield one exact step (``yield from session.step(rev, upgrade=True)``).
+
+        Alembic runs each command in a new context and imports each revision file
+        afresh. A stairway runs many steps in one context, so two kinds of memory must
+        not carry over from step to step: the DDL memo of the context's impl (where
+        SQLAlchemy notes that a PostgreSQL enum type was created, so a re-upgrade after
+        the downgrade dropped it would never create it again), and the revision
+        module's own globals (a script whose upgrade() consumes module-level state).
+        A module that already ran a step in this process is therefore executed again
+        from its file (one file, not the history).
+        """
         label = label or ("upgrade" if upgrade else "downgrade")
         self.pending = (label, revision)
         self.statements.clear()
+        self.committed = False
+        if self.fresh_steps:
+            self.context.impl.memo.clear()
+        script = _fresh_script(self.script.get_revision(revision), always=self.reload_modules)
         self.recording = True
-        yield RevisionStep(self.script.revision_map, self.script.get_revision(revision), upgrade)
+        yield RevisionStep(self.script.revision_map, script, upgrade)
         self.recording = False
         self.pending = None
+        self.before_step = None
         self.completed.append((label, revision))
         if upgrade:
             self.applied.add(revision)
@@ -101,6 +151,18 @@ class Session:
             yield from self.step(rid, upgrade=False, label=label)
         for rid in self.graph.sorted(target - self.applied):
             yield from self.step(rid, upgrade=True, label=label)
+
+
+def _fresh_script(script: Script | None, *, always: bool) -> Script:
+    """``script``, with its module executed afresh from its file if it ran a step before."""
+    assert script is not None
+    if script.path not in _used_scripts and not always:
+        _used_scripts.add(script.path)
+        return script
+    _used_scripts.add(script.path)
+    fresh = copy.copy(script)
+    fresh.module = load_python_file(os.path.dirname(script.path), os.path.basename(script.path))
+    return fresh
 
 
 Plan = Callable[[Session], Iterator[RevisionStep]]
@@ -155,9 +217,13 @@ class EnvRunner:
     :param urls: one URL per database section (see :attr:`AlembicProject.database_names`).
     """
 
-    def __init__(self, project: AlembicProject, urls: Mapping[str, URL]) -> None:
+    def __init__(
+        self, project: AlembicProject, urls: Mapping[str, URL], snapshots: SnapshotTaker | None = None
+    ) -> None:
         self.project = project
         self.urls = {name: driver_url(url, project) for name, url in urls.items()}
+        self.snapshots = snapshots or SnapshotTaker()
+        """Takes the schema from a second connection after a failed step, to say what stays."""
         self.config = project.make_config()
         for name, url in self.urls.items():
             rendered = url.render_as_string(hide_password=False).replace("%", "%%")
@@ -170,6 +236,8 @@ class EnvRunner:
         """Run env.py once; run ``plan`` inside it; return one :class:`Session` per database.
 
         What is applied when the plan starts is read from the version table's heads.
+        When the run ends, what it committed is read back from a second connection, as
+        production would see it: an env.py that never commits fails here, not silently.
 
         :raises MigrationStepFailed: a step or env.py raised; the error names it.
         """
@@ -178,14 +246,23 @@ class EnvRunner:
         project, graph = self.project, self.project.graph
         script = project.script
         sessions: list[Session] = []
+        runs_expected = len(project.database_names)
 
         def migrations_fn(heads: tuple[str, ...], context: MigrationContext) -> Iterator[RevisionStep]:
+            if len(sessions) >= runs_expected:
+                calls = "one call" if runs_expected == 1 else f"one call per database ({runs_expected})"
+                raise ConfigurationError(
+                    f"{project.env_path} called context.run_migrations() {len(sessions) + 1} times in one run; "
+                    f"alembic expects {calls}. Look for a second call: run_migrations_online() called twice, "
+                    "or both the offline and the online branch running"
+                )
             applied = set(graph.ancestors(heads))
             session = Session(context=context, script=script, graph=graph, applied=applied, index=len(sessions))
+            session.reload_modules = bool(project.url_variable)
             sessions.append(session)
             if context.connection is not None:
                 _record_statements(context.connection, session)
-            return plan(session)
+            return _finishing(plan(session), session)
 
         environment = guard(EnvironmentContext(self.config, script, fn=migrations_fn), self._allowed)
         try:
@@ -196,10 +273,12 @@ class EnvRunner:
                 raise
             raise self._step_failed(sessions[-1], exc) from exc
         except BaseException as exc:
-            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
                 raise
             if sessions and sessions[-1].pending is not None:
                 raise self._step_failed(sessions[-1], exc) from exc
+            if isinstance(exc, SystemExit):
+                raise
             if sessions:
                 raise self._between_steps_failed(sessions[-1], exc) from exc
             raise self._env_failed(exc) from exc
@@ -210,7 +289,45 @@ class EnvRunner:
                 "migrated or checked. env.py must configure the context on a connection and call "
                 "context.run_migrations() when run online, as the alembic templates do"
             )
+        self._check_committed(sessions)
         return sessions
+
+    def _check_committed(self, sessions: list[Session]) -> None:
+        """Read each database's version table from a new connection: it must hold what the run applied."""
+        for session in sessions:
+            if not session.finished or session.context.connection is None:
+                continue
+            expected = set(session.graph.heads_of(session.applied))
+            url = self._url_of(session)
+            if url is None:
+                continue
+            engine = sa.create_engine(sync_url(url), poolclass=NullPool)
+            try:
+                with engine.connect() as conn:
+                    context = MigrationContext.configure(
+                        conn,
+                        opts={
+                            "version_table": session.context.version_table,
+                            "version_table_schema": session.context.version_table_schema,
+                        },
+                    )
+                    found = set(context.get_current_heads())
+            finally:
+                engine.dispose()
+            if found != expected:
+                shown = ", ".join(sorted(found)) or "nothing (no version rows)"
+                raise ConfigurationError(
+                    f"{self.project.env_path} did not commit its migrations: after the run, a new connection sees "
+                    f"the version table holding {shown}, but the run migrated to "
+                    f"{', '.join(sorted(expected)) or 'base'}. `alembic upgrade` would leave the database the same "
+                    "way. Run the migrations inside `with context.begin_transaction(): context.run_migrations()` "
+                    "as the alembic templates do (with SQLAlchemy 2 a connection does not autocommit), or commit "
+                    "the connection after run_migrations()"
+                )
+
+    def _url_of(self, session: Session) -> URL | None:
+        identity = database_identity(session.connection.engine.url)
+        return next((u for u in self.urls.values() if database_identity(u) == identity), None)
 
     def _between_steps_failed(self, session: Session, exc: BaseException) -> MigrationsError:
         """Something failed between two steps: in the plugin's own inspection of the database, not in a migration."""
@@ -245,16 +362,10 @@ class EnvRunner:
         where = StepContext(rid, rev.path, label, tuple(r for _, r in session.completed))
         summary = f"{label} of revision {rev.label} raised {type(exc).__name__}: {exc}"
         sections = [("raised at", _user_frames(exc, rev.path))]
-        missing_downgrade = isinstance(exc, AttributeError) and "downgrade" in str(exc)
-        if (isinstance(exc, NotImplementedError) or missing_downgrade) and label == "downgrade":
-            sections.append(
-                (
-                    "fix",
-                    f"if {rev.path.name} cannot be downgraded by design, declare it: add `irreversible = True` "
-                    "(or a string saying why) at module level, or list the revision in migrations_irreversible",
-                )
-            )
-        sections.append(("database state", _state_after_failure(session, rev.id)))
+        hint = _hint(exc, label, rev.path.name)
+        if hint:
+            sections.append(("fix", hint))
+        sections.append(("database state", self._state_after_failure(session, rev.id)))
         return MigrationStepFailed(summary, where, exc, sections)
 
     def _env_failed(self, exc: BaseException) -> MigrationStepFailed:
@@ -263,40 +374,134 @@ class EnvRunner:
         where = StepContext(None, env, "env.py")
         return MigrationStepFailed(summary, where, exc, [("raised at", _user_frames(exc, env))])
 
+    def _state_after_failure(self, session: Session, revision: str) -> str:
+        """What a failed step left in the database, as the database itself says when it can be asked."""
+        lines = [*_statement_lines(session), _reasoned_state(session, revision)]
+        observed = self._observe(session)
+        if observed is not None:
+            lines.append(observed)
+        return "\n".join(lines)
 
-def _state_after_failure(session: Session, revision: str) -> str:
-    """What a failed step left in the database: rolled back, or applied half-way."""
+    def _observe(self, session: Session) -> str | None:
+        """Compare the schema before the step with what a new connection sees now (``None``: cannot tell)."""
+        before = session.before_step
+        if before is None or session.context.connection is None:
+            return None
+        try:
+            url = self._url_of(session)
+            if url is None:
+                return None
+            engine = sa.create_engine(sync_url(url), poolclass=NullPool)
+            try:
+                with engine.connect() as conn:
+                    schema = session.context.version_table_schema
+                    table = session.context.version_table
+                    now = self.snapshots.capture(conn, exclude_tables=[f"{schema}.{table}" if schema else table])
+            finally:
+                engine.dispose()
+        except Exception:
+            return None
+        diff = before.diff(now)
+        seen = "as a new connection sees it after the failure, the schema"
+        if not diff:
+            return f"{seen} is as it was before the step"
+        return "\n".join(
+            [
+                f"{seen} differs from before the step in {len(diff)} way(s):",
+                *(f"  {line}" for line in diff.render_lines("before the step", "after the failure")),
+            ]
+        )
+
+
+def _finishing(steps: Iterator[RevisionStep], session: Session) -> Iterator[RevisionStep]:
+    yield from steps
+    session.finished = True
+
+
+def _statement_lines(session: Session) -> list[str]:
+    """The SQL the step sent: what the database accepted and which statement it refused."""
+    done = [st for st in session.statements if st.done]
+    refused = next((st for st in session.statements if not st.done), None)
+    lines = [f"statements the database accepted ({len(done)}):"]
+    lines += [f"  {i}. {st.sql[:300]}" for i, st in enumerate(done, 1)]
+    if refused is not None:
+        lines.append(f"statement that failed: {refused.sql[:300]}")
+    elif session.statements:
+        lines.append("every statement succeeded; the step raised in Python after its last one")
+    else:
+        lines.append("the step raised before sending any SQL")
+    return lines
+
+
+def _reasoned_state(session: Session, revision: str) -> str:
+    """What stays, from the dialect's transactional DDL and the commits seen during the step."""
     context = session.context
-    ran = session.statements[:-1]
-    failed = session.statements[-1] if session.statements else None
     done = ", ".join(f"{label} {rid[:12]}" for label, rid in session.completed) or "none"
-    if context.impl.transactional_ddl:
+    committed_at = max((i for i, st in enumerate(session.statements, 1) if st.commits and st.done), default=0)
+    if context.impl.transactional_ddl and not session.committed and not committed_at:
         scope = "that step" if context.opts.get("transaction_per_migration") else "this walk"
         return (
-            f"{context.dialect.name} has transactional DDL: the transaction of {scope} was rolled back, so none of "
-            f"the {len(ran)} statement(s) {revision[:12]} ran before the failing one stay applied. "
+            f"{context.dialect.name} has transactional DDL: the transaction of {scope} was rolled back, so nothing "
+            f"{revision[:12]} ran stays. Steps completed earlier in this walk: {done}"
+        )
+    if context.impl.transactional_ddl:
+        return (
+            f"the step committed part of its work (a COMMIT after statement {committed_at or '?'}): what ran before "
+            "the commit stays, the rest was rolled back. A migration that commits cannot be rolled back as a unit. "
             f"Steps completed earlier in this walk: {done}"
         )
-    lines = [
-        f"{context.dialect.name} has no transactional DDL: {revision[:12]} failed half-way and what it ran "
-        "before the error STAYS APPLIED; fix the database by hand or make the migration idempotent.",
-        f"applied ({len(ran)}):",
-        *(f"  {i}. {sql[:300]}" for i, sql in enumerate(ran, 1)),
-        f"failed: {failed[:300] if failed else '(before any statement)'}",
-        "not run: the rest of the step",
-        f"steps completed earlier in this walk: {done}",
-    ]
-    return "\n".join(lines)
+    return (
+        f"{context.dialect.name} has no transactional DDL: every DDL statement the database accepted stays "
+        "applied, so in production this step leaves the database half-migrated (make it safe to rerun, or split "
+        f"it into steps that each do one DDL statement). Steps completed earlier in this walk: {done}"
+    )
+
+
+def _hint(exc: BaseException, label: str, filename: str) -> str | None:
+    """The fix for failures whose cause is recognisable from the error alone."""
+    text = str(exc)
+    missing_downgrade = isinstance(exc, AttributeError) and "downgrade" in text
+    if (isinstance(exc, NotImplementedError) or missing_downgrade) and label == "downgrade":
+        return (
+            f"if {filename} cannot be downgraded by design, declare it: add `irreversible = True` "
+            "(or a string saying why) at module level, or list the revision in migrations_irreversible"
+        )
+    if "No support for ALTER of constraints in SQLite dialect" in text:
+        return (
+            "SQLite cannot ALTER constraints in place: run this operation in batch mode, "
+            f'`with op.batch_alter_table("<table>") as batch_op: batch_op.<operation>(...)` in {filename}, '
+            "or set render_as_batch=True in env.py's context.configure() for autogenerated migrations"
+        )
+    if "1553" in text and "needed in a foreign key constraint" in text:
+        return (
+            "MySQL/MariaDB will not drop an index a foreign key needs (error 1553; autogenerate writes the "
+            f"operations in this order): in {filename}, drop the foreign key first (op.drop_constraint(..., "
+            'type_="foreignkey")) and re-create it after, or, when the whole table goes, drop only the table'
+        )
+    if isinstance(exc, SystemExit):
+        return f"a migration must not call sys.exit() or exit(); raise an exception in {filename} instead"
+    return None
 
 
 def _record_statements(connection: Connection, session: Session) -> None:
-    """Keep the SQL each step runs, so a step that fails half-way can say what it did."""
+    """Keep the SQL each step runs and whether it succeeded, so a failed step can say what it did."""
 
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if session.recording:
-            session.statements.append(" ".join(statement.split()))
+            sql = " ".join(statement.split())
+            session.statements.append(Statement(sql, commits=sql.rstrip(";").upper() in _COMMIT_SQL))
 
-    event.listen(connection, "before_cursor_execute", record)
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if session.recording and session.statements:
+            session.statements[-1].done = True
+
+    def commit(conn: Any) -> None:
+        if session.recording:
+            session.committed = True
+
+    event.listen(connection, "before_cursor_execute", before)
+    event.listen(connection, "after_cursor_execute", after)
+    event.listen(connection, "commit", commit)
 
 
 def mask_text(text: str, urls: Any) -> str:

@@ -7,6 +7,7 @@ The tree::
     │   └── UnsafeTargetError     env.py connected to a database the plugin did not create
     ├── RevisionGraphError        the revision files do not form a valid history
     ├── ProviderError             no database server could be had (unreachable, no Docker, ...)
+    ├── RevisionBlocked           a check cannot run: a revision it needs fails its upgrade
     └── MigrationCheckFailed      a check found a defect in the history (also an AssertionError)
         ├── MigrationStepFailed   an upgrade/downgrade (or env.py itself) raised
         └── SchemaMismatch        two schemas that must be equal are not
@@ -52,6 +53,30 @@ class UnsafeTargetError(ConfigurationError):
 
 class ProviderError(MigrationsError):
     """No database could be provisioned (server unreachable, bad credentials, no Docker...)."""
+
+
+class RevisionBlocked(MigrationsError):
+    """A check needs a revision whose upgrade fails, so it cannot run: one root cause, one failure.
+
+    The revision's own ``stairway`` item reports the failure in full; the items it
+    blocks are skipped naming it when that item is in the run, and fail (briefly, naming
+    it) when it is not, so that nothing is silently left untested.
+
+    :param blocker: id of the revision whose upgrade fails.
+    :param blocker_label: its one-line description (id, docstring, file).
+    :param failure: the failure of its upgrade, one line.
+    :param what: what could not be tested ("stairway of c3", "drift").
+    """
+
+    def __init__(self, blocker: str, blocker_label: str, failure: str, what: str) -> None:
+        self.blocker = blocker
+        self.blocker_label = blocker_label
+        self.failure = failure
+        self.what = what
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return f"{self.what} is not tested: it needs revision {self.blocker_label}, whose upgrade fails: {self.failure}"
 
 
 @dataclass(frozen=True)

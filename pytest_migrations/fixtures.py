@@ -29,7 +29,12 @@ def _migrations_harnesses(
     except MigrationsError as exc:
         pytest.fail(exc.render(), pytrace=False)
     harnesses = Harnesses(
-        project, get_pool(request.config), tmp_path_factory.mktemp("migrations"), worker_id(request.config), baseline
+        project,
+        get_pool(request.config),
+        tmp_path_factory.mktemp("migrations"),
+        worker_id(request.config),
+        baseline,
+        settings.policy,
     )
     try:
         yield harnesses

@@ -18,7 +18,7 @@ dropped by :meth:`Harness.close`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -29,7 +29,9 @@ from sqlalchemy.pool import NullPool
 
 from .backends import Backend, database_name, run_id
 from .envrun import EnvRunner, LiveRun, Plan, Session
+from .exceptions import MigrationStepFailed
 from .history import RevisionGraph
+from .policy import Policy
 from .project import AlembicProject
 from .schema import SchemaSnapshot, SnapshotTaker
 
@@ -58,6 +60,7 @@ class Harness:
         worker: str | None = None,
         checkpoint_every: int = 8,
         baseline: MetaData | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.project = project
         self.backend = backend
@@ -75,10 +78,44 @@ class Harness:
         self._owned: dict[str, DatabaseSet] = {}
         self._templates: dict[frozenset[str], DatabaseSet] = {}
         self._live: tuple[str, LiveRun] | None = None
+        self.policy = policy or Policy()
+        """The downgrades not to test and the differences to accept."""
+        self.broken: dict[str, MigrationStepFailed] = {}
+        """Revisions whose upgrade failed in this process, with the failure: walks go around them."""
 
     @property
     def graph(self) -> RevisionGraph:
         return self.project.graph
+
+    def module(self, revision: str) -> object:
+        """The imported module of a revision file (its module-level declarations)."""
+        script = self.project.script.get_revision(revision)
+        return script.module if script is not None else None
+
+    # ------------------------------------------------------------------ failing upgrades
+
+    def note_failure(self, exc: MigrationStepFailed) -> bool:
+        """Remember a revision whose (first) upgrade failed; ``True`` when that is news.
+
+        A failed downgrade or re-upgrade is not remembered: walks only upgrade, and the
+        revision's first upgrade worked.
+        """
+        where = exc.where
+        if where.revision is None or not where.step.startswith("upgrade") or where.revision in self.broken:
+            return False
+        self.broken[where.revision] = exc
+        return True
+
+    def blocker(self, requires: Iterable[str]) -> str | None:
+        """The first revision (in graph order) among ``requires`` and their ancestors whose upgrade fails."""
+        needed = self.graph.ancestors(requires)
+        return next((rid for rid in self.graph.sorted(self.broken) if rid in needed), None)
+
+    def reachable(self, target: frozenset[str]) -> frozenset[str]:
+        """``target`` without the revisions that failing upgrades make impossible to reach."""
+        if not self.broken:
+            return target
+        return target - self.graph.descendants(self.broken)
 
     # ------------------------------------------------------------------ databases
 
@@ -104,13 +141,16 @@ class Harness:
 
     def fresh_snapshots(self) -> list[SchemaSnapshot]:
         """The schema of a fresh database (one per multidb database): what downgrading to base must give."""
+        return self.snapshots_at(frozenset())
+
+    def snapshots_at(self, applied: frozenset[str]) -> list[SchemaSnapshot]:
+        """The schema of a fresh database upgraded to exactly ``applied`` (one per multidb database)."""
         dbs = self.create()
         taken: list[SchemaSnapshot] = []
 
         def plan(session: Session) -> Iterator[RevisionStep]:
+            yield from session.walk_to(applied)
             taken.append(self.capture(session))
-            return
-            yield
 
         try:
             self.run(dbs, plan)
@@ -146,7 +186,7 @@ class Harness:
 
     def runner(self, dbs: DatabaseSet) -> EnvRunner:
         if dbs.key not in self._runners:
-            self._runners[dbs.key] = EnvRunner(self.project, dbs.urls)
+            self._runners[dbs.key] = EnvRunner(self.project, dbs.urls, self.snapshots)
         return self._runners[dbs.key]
 
     def run(self, dbs: DatabaseSet, plan: Plan) -> list[Session]:
@@ -248,7 +288,7 @@ class Harness:
         best = max((p for p in self._checkpoints if p <= position), default=None)
         dbs = self.create() if best is None else self.clone(self._checkpoints[best])
         if best != position:
-            target = self.graph.prefix(position)
+            target = self.reachable(self.graph.prefix(position))
 
             def plan(session: Session) -> Iterator[RevisionStep]:
                 yield from session.walk_to(target, label="upgrade (walking to the starting revision)")

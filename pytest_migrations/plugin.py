@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import alembic
 import pytest
 
-from .collection import MigrationsCollector
+from .collection import NOTES_PROPERTY, MigrationItem, MigrationsCollector, database_key, revision_key, selected_key
 from .exceptions import MigrationsError
 from .fixtures import (
     _migrations_harnesses,
@@ -133,6 +134,43 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         f"migrations: alembic {alembic.__version__}, script_location={project.script_location}, {size}, "
         f"database {databases}"
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Remember which stairway items run: an item a failing upgrade blocks is skipped only if that one runs."""
+    session.config.stash[selected_key] = frozenset(
+        (item.stash[database_key], item.stash[revision_key].id)
+        for item in session.items
+        if isinstance(item, MigrationItem) and revision_key in item.stash
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A built-in item's skip is reported at the item (its revision file), not inside the plugin."""
+    report = yield
+    if isinstance(item, MigrationItem) and report.skipped and isinstance(report.longrepr, tuple):
+        path, line, _ = item.reportinfo()
+        report.longrepr = (str(path), line + 1, report.longrepr[2])
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List what built-in items accepted or left untested on purpose, so a pass says what it covered."""
+    notes = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == NOTES_PROPERTY
+    ]
+    if notes:
+        terminalreporter.write_sep("-", "pytest-migrations: accepted differences and untested downgrades")
+        for note in dict.fromkeys(notes):
+            terminalreporter.write_line(str(note))
 
 
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:

@@ -24,6 +24,7 @@ from .backends.server import MySQLBackend, PostgreSQLBackend, ServerBackend
 from .backends.sqlite import SQLiteBackend
 from .exceptions import ProviderError
 from .harness import Harness
+from .policy import Policy
 from .project import AlembicProject
 from .providers import Server, start_server
 from .urls import mask
@@ -188,9 +189,11 @@ class Harnesses:
         sqlite_dir: Path,
         worker: str | None,
         baseline: MetaData | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.project = project
         self.baseline = baseline
+        self.policy = policy
         self.pool = pool
         self.sqlite_dir = sqlite_dir
         self.worker = worker
@@ -208,6 +211,7 @@ class Harnesses:
                 worker=self.worker,
                 checkpoint_every=CHECKPOINT_EVERY[dialect],
                 baseline=self.baseline,
+                policy=self.policy,
             )
         return self._harnesses[dialect]
 

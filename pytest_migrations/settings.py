@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from .checks import CHECKS
+from .policy import Policy, parse_accept_lines
 from .providers import DEFAULT_IMAGES, dialect_of
 from .urls import mask_passwords
 
@@ -45,6 +46,8 @@ class Settings:
     """``module:attr`` of a MetaData every fresh database is created with, before any revision."""
     x_arguments: tuple[str, ...]
     """``key=value`` pairs handed to env.py as ``alembic -x`` arguments."""
+    policy: Policy = field(default_factory=Policy)
+    """Downgrades not to test (``*``, a floor) and differences to accept."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -94,13 +97,26 @@ class Settings:
                 f"migrations_timeout must be a positive number of seconds, not {raw_timeout!r}"
             ) from None
         enabled = config.getoption("migrations") or bool(config.getini("migrations_enabled"))
+        irreversible = _words(config.getini("migrations_irreversible"))
+        try:
+            accept = parse_accept_lines(config.getini("migrations_stairway_accept"))
+        except ValueError as exc:
+            raise pytest.UsageError(
+                f"migrations_stairway_accept line {exc.args[0]!r} is not `REVISION: <kind> <name>[: <fact>]`, "
+                "e.g. `3f2a9c1d7e01: enum state_type`"
+            ) from None
+        policy = Policy(
+            all_irreversible="*" in irreversible,
+            downgrade_floor=str(pick("migrations_downgrade_floor", "migrations_downgrade_floor") or "") or None,
+            accept=accept,
+        )
         return cls(
             enabled=bool(enabled),
             config_path=path,
             section=str(pick("migrations_section", "migrations_section") or "alembic"),
             checks=checks,
             skip_revisions=_words(pick("migrations_skip", "migrations_skip_revisions")),
-            irreversible=_words(config.getini("migrations_irreversible")),
+            irreversible=tuple(r for r in irreversible if r != "*"),
             expected_heads=heads,
             models=str(pick("migrations_models", "migrations_models") or "") or None,
             databases=databases,
@@ -111,6 +127,7 @@ class Settings:
             url_variable=str(pick("migrations_url_variable", "migrations_url_variable") or "") or None,
             baseline=str(pick("migrations_baseline", "migrations_baseline") or "") or None,
             x_arguments=tuple(config.getoption("migrations_x") or config.getini("migrations_x_arguments") or ()),
+            policy=policy,
         )
 
 
@@ -160,6 +177,11 @@ def add_options(parser: pytest.Parser) -> None:
         help=f"Built-in checks to run, comma separated (default: all of {', '.join(CHECKS)}).",
     )
     group.addoption("--migrations-skip", metavar="REV", action="append", help="Revision whose items are skipped.")
+    group.addoption(
+        "--migrations-downgrade-floor",
+        metavar="REV",
+        help="Downgrades of REV and of every revision below it are not tested (upgrades are).",
+    )
     group.addoption("--migrations-expected-heads", metavar="N", help="How many heads the history must have (1).")
     group.addoption("--migrations-models", metavar="MODULE:ATTR", help="MetaData for the drift check.")
     group.addoption(
@@ -208,7 +230,17 @@ def add_options(parser: pytest.Parser) -> None:
         "migrations_skip_revisions", "Revisions whose built-in items are skipped.", type="linelist", default=[]
     )
     parser.addini(
-        "migrations_irreversible", "Revisions that cannot be downgraded, by design.", type="linelist", default=[]
+        "migrations_irreversible",
+        "Revisions that cannot be downgraded, by design (* for every revision).",
+        type="linelist",
+        default=[],
+    )
+    parser.addini("migrations_downgrade_floor", "Downgrades at or below this revision are not tested.", default="")
+    parser.addini(
+        "migrations_stairway_accept",
+        "Differences a revision's round trip may keep, one `REV: <kind> <name>[: <fact>]` per line.",
+        type="linelist",
+        default=[],
     )
     parser.addini("migrations_expected_heads", "How many heads the history must have.", default="1")
     parser.addini("migrations_models", "module:attribute of the models' MetaData for the drift check.", default="")

@@ -35,3 +35,12 @@ def database_identity(url: URL) -> tuple[str, ...]:
         return ("sqlite", os.path.realpath(database))
     backend = "mysql" if backend == "mariadb" else backend
     return (backend, (url.host or "localhost").lower(), str(url.port or ""), url.database or "")
+
+
+def sync_url(url: URL) -> URL:
+    """``url`` with a synchronous driver: the plugin's own connections beside an async env.py."""
+    if not url.get_dialect().is_async:
+        return url
+    from .providers import with_driver
+
+    return with_driver(url.set(drivername=url.get_backend_name()))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,6 +16,11 @@ from pytest_migrations.providers import with_driver
 from pytest_migrations.urls import mask
 
 from .helpers import Project
+
+# Every run this suite starts (in-process or in a subprocess, which inherits it) names its databases
+# with this one run id, so leftover checks look at this suite's databases only, never at those of
+# another run using the same server at the same time.
+RUN_ID = os.environ.setdefault("PYTEST_MIGRATIONS_RUN_ID", uuid.uuid4().hex[:8])
 
 
 @pytest.fixture
@@ -55,8 +61,9 @@ def server_url(dialect: str) -> str:
     return url
 
 
-def plugin_databases(dialect: str) -> list[str]:
-    """Databases of the plugin's still on the test server (there must be none after a run)."""
+def plugin_databases(dialect: str, run: str | None = None) -> list[str]:
+    """Databases of this suite's runs (or of run id ``run``) still on the test server (none after a run)."""
+    prefix = f"pytest_migrations_{run or RUN_ID}_"
     engine = sa.create_engine(with_driver(sa.make_url(SERVER_URLS[dialect])), poolclass=NullPool)
     query = (
         "SELECT datname FROM pg_database"
@@ -64,7 +71,7 @@ def plugin_databases(dialect: str) -> list[str]:
         else "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
     )
     with engine.connect() as conn:
-        names = [row[0] for row in conn.exec_driver_sql(query) if row[0].startswith("pytest_migrations_")]
+        names = [row[0] for row in conn.exec_driver_sql(query) if row[0].startswith(prefix)]
     engine.dispose()
     return names
 

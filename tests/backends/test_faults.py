@@ -18,10 +18,10 @@ from ..conftest import plugin_databases, server_url, unavailable
 from ..helpers import Project, users_table
 
 
-def _own_containers() -> list[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label={containers.LABEL}"], capture_output=True, text=True, check=False
-    )
+def _own_containers(pid: int | None = None) -> list[str]:
+    """Containers of the run of process ``pid`` (default: this one, for in-process runs), not other runs'."""
+    label = f"label={containers.LABEL}={pid or os.getpid()}"
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=False)
     return out.stdout.split()
 
 
@@ -54,7 +54,7 @@ def test_container_that_never_becomes_ready_is_a_bounded_wait_with_logs(project:
     assert _own_containers() == []
 
 
-def _interrupt(project: Project, args: list[str], marker: str) -> subprocess.CompletedProcess[str]:
+def _interrupt(project: Project, args: list[str], marker: str) -> tuple[subprocess.CompletedProcess[str], int]:
     """Run pytest in a subprocess and press Ctrl-C once the migration under test is running."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("PYTEST_ADDOPTS", None)
@@ -73,7 +73,7 @@ def _interrupt(project: Project, args: list[str], marker: str) -> subprocess.Com
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, ""), proc.pid
 
 
 SLOW = """
@@ -95,12 +95,12 @@ def test_ctrl_c_during_a_walk_leaves_nothing_behind(project: Project, provider: 
         args += ["--migrations-provider", "container"]
     project.revision(**users_table("a1"))
     project.revision("b2", "a1", SLOW, "pass")
-    result = _interrupt(project, args, "started")
+    result, pid = _interrupt(project, args, "started")
     assert result.returncode == pytest.ExitCode.INTERRUPTED, result.stdout
     assert "KeyboardInterrupt" in result.stdout
     if provider == "url":
         assert plugin_databases("postgresql") == []
-    assert _own_containers() == []
+    assert _own_containers(pid) == []
 
 
 def test_a_killed_xdist_worker_leaves_no_database(project: Project) -> None:

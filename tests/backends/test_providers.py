@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -30,10 +33,22 @@ def test_runner(migration_runner):
 
 
 def _own_containers() -> list[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label={containers.LABEL}"], capture_output=True, text=True, check=False
-    )
+    """Containers of the runs this test process made (in-process pytester runs carry its pid), not others'."""
+    label = f"label={containers.LABEL}={os.getpid()}"
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=False)
     return out.stdout.split()
+
+
+def _own_local_servers() -> list[Path]:
+    """Local server directories of this test process's runs (their owner.pid), not other runs'."""
+    found = []
+    for root in Path(tempfile.gettempdir()).glob(f"{local.PREFIX}*"):
+        try:
+            if int((root / "owner.pid").read_text().strip()) == os.getpid():
+                found.append(root)
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
@@ -46,8 +61,7 @@ def test_local_server_process(project: Project, dialect: str, tmp_path_factory: 
     result = project.run("--migrations-db", dialect, "--migrations-provider", "local")
     result.assert_outcomes(passed=6 + 1, skipped=1)
     result.stdout.fnmatch_lines([f"migrations: *database {dialect} via local*"])
-    leftovers = [p for p in __import__("pathlib").Path(__import__("tempfile").gettempdir()).glob(f"{local.PREFIX}*")]
-    assert leftovers == []
+    assert _own_local_servers() == []
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql"])

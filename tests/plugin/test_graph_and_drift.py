@@ -145,13 +145,21 @@ def test_revision_without_down_revision_names_the_file(project: Project) -> None
     result.stdout.fnmatch_lines(["*b2_rev.py sets no down_revision; add down_revision = None for a base revision*"])
 
 
-def test_revision_without_downgrade_fails_its_item_with_the_hint(project: Project) -> None:
+def test_revision_without_downgrade_is_upgrade_only(project: Project) -> None:
+    """A revision with no downgrade() at all (a team policy) has its upgrade tested and says the downgrade is not."""
     project.revision(**users_table("a1"))
     path = project.revision("b2", "a1", 'op.create_index("ix", "users", ["name"])')
     path.write_text(path.read_text().replace("def downgrade():\n    pass", ""))
-    result = project.run("--migrations-checks", "stairway")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["downgrade of revision b2 * raised AttributeError*", "*irreversible = True*"])
+    result = project.run("--migrations-checks", "stairway,downgrade_to_base")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED *b2_rev.py:1: upgrade of b2 passed; its downgrade is not tested: upgrade-only: b2_rev.py "
+            "defines no downgrade()",
+            "SKIPPED *env.py:1: nothing to downgrade: every revision is one whose downgrade is not tested, or lies below one "
+            "(b2: upgrade-only*",
+        ]
+    )
 
 
 def test_assert_no_drift_is_a_plain_function(project: Project) -> None:

@@ -131,7 +131,7 @@ def test_baseline_schema_for_histories_that_start_from_create_all(project: Proje
         'with op.batch_alter_table("metrics") as b:\n    b.drop_column("step")',
     )
     result = project.run("--migrations-checks", "upgrade_to_head,stairway,downgrade_to_base")
-    result.assert_outcomes(failed=3)
+    result.assert_outcomes(failed=2, skipped=1)  # downgrade_to_base is blocked by a1, not a third failure
     result.stdout.fnmatch_lines(["*no such table: metrics*"])
     result = project.run(
         "--migrations-checks",
