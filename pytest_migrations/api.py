@@ -5,16 +5,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from .backends import Backend
 from .backends.sqlite import SQLiteBackend
 from .checks import check_drift
 from .exceptions import MigrationCheckFailed
 from .harness import Harness
 from .project import AlembicProject, ensure_importable, locate_project
-from .providers import with_driver
-from .servers import BACKENDS
+from .providers import DEFAULT_IMAGES, dialect_of
+from .servers import ServerPool, backend_for
 
 
 def assert_no_drift(
@@ -46,15 +44,22 @@ def assert_no_drift(
     ensure_importable(project)
     with tempfile.TemporaryDirectory(prefix="pytest-migrations-") as tmp:
         backend: Backend
+        pool: ServerPool | None = None
         if server_url:
-            url = with_driver(make_url(server_url))
-            backend = BACKENDS["mysql" if url.get_backend_name() == "mariadb" else url.get_backend_name()](url)
+            # The run lock, as a pytest run holds it: another run's dead-run clean-up must not drop our database.
+            dialect = dialect_of(server_url)
+            pool = ServerPool({dialect: server_url}, "url", dict(DEFAULT_IMAGES))
+            backend = backend_for(pool.get(dialect))
         else:
             backend = SQLiteBackend(Path(tmp))
         harness = Harness(project, backend)
         try:
             skipped = check_drift(harness, models)
         finally:
-            harness.close()
+            try:
+                harness.close()
+            finally:
+                if pool is not None:
+                    pool.stop()
     if skipped:
         raise MigrationCheckFailed(f"drift could not be checked: {skipped}")

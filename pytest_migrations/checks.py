@@ -84,12 +84,11 @@ def _describe_walk_failure(exc: MigrationStepFailed, revision: Revision) -> Migr
     return exc
 
 
-def _blocked(harness: Harness, blocker: str, what: str) -> RevisionBlocked:
+def _blocked(harness: Harness, blocker: str, what: str, *, needs_head: bool = False) -> RevisionBlocked:
     cause = harness.broken[blocker].cause
     text = str(cause).strip().splitlines()
-    return RevisionBlocked(
-        blocker, harness.graph[blocker].label, f"{type(cause).__name__}: {text[0] if text else ''}", what
-    )
+    failure = f"{type(cause).__name__}: {text[0] if text else ''}"
+    return RevisionBlocked(blocker, harness.graph[blocker].label, failure, what, needs_head=needs_head)
 
 
 def check_stairway(harness: Harness, revision: Revision, notes: list[str] | None = None) -> CheckResult:
@@ -419,12 +418,12 @@ def _at_head(harness: Harness, what: str) -> Any:
     """A database with every revision applied; a failing upgrade blocks ``what`` instead of failing it again."""
     graph = harness.graph
     if harness.broken:
-        raise _blocked(harness, graph.sorted(harness.broken)[0], what)
+        raise _blocked(harness, graph.sorted(harness.broken)[0], what, needs_head=True)
     try:
         return harness.database_at(len(graph))
     except MigrationStepFailed as exc:
         if harness.note_failure(exc):
-            raise _blocked(harness, str(exc.where.revision), what) from None
+            raise _blocked(harness, str(exc.where.revision), what, needs_head=True) from None
         raise
 
 

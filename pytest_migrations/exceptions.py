@@ -68,7 +68,9 @@ class RevisionBlocked(MigrationsError):
     :param what: what could not be tested ("stairway of c3", "drift").
     """
 
-    def __init__(self, blocker: str, blocker_label: str, failure: str, what: str) -> None:
+    def __init__(self, blocker: str, blocker_label: str, failure: str, what: str, *, needs_head: bool = False) -> None:
+        self.needs_head = needs_head
+        """The check needs every revision applied (``drift``, ``downgrade_to_base``)."""
         self.blocker = blocker
         self.blocker_label = blocker_label
         self.failure = failure

@@ -29,7 +29,7 @@ from sqlalchemy.pool import NullPool
 
 from .backends import Backend, database_name, run_id
 from .envrun import EnvRunner, LiveRun, Plan, Session
-from .exceptions import MigrationStepFailed
+from .exceptions import ConfigurationError, MigrationStepFailed
 from .history import RevisionGraph
 from .policy import Policy
 from .project import AlembicProject
@@ -80,6 +80,9 @@ class Harness:
         self._live: tuple[str, LiveRun] | None = None
         self.policy = policy or Policy()
         """The downgrades not to test and the differences to accept."""
+        self.env_error: ConfigurationError | None = None
+        """What is wrong with env.py itself (it never commits, say), once seen: every later item fails with it."""
+        self._env_checked = False
         self.broken: dict[str, MigrationStepFailed] = {}
         """Revisions whose upgrade failed in this process, with the failure: walks go around them."""
 
@@ -203,8 +206,17 @@ class Harness:
         its own where an open run cannot work: ``multidb`` environments, and env.py
         reading its URL from an environment variable (which must not stay set between items).
         """
-        if self.project.is_multidb or self.project.url_variable:
-            self.run(dbs, plan)
+        if self.env_error is not None:
+            raise self.env_error
+        if self.project.is_multidb or self.project.url_variable or not self._env_checked:
+            # The first plan of a process runs on its own: what env.py commits is then read back
+            # from a second connection, which an open run cannot do until it ends.
+            self._env_checked = True
+            try:
+                self.run(dbs, plan)
+            except ConfigurationError as exc:
+                self.env_error = exc
+                raise
             return
         if self._live is None or self._live[0] != dbs.key or not self._live[1].alive:
             self.end_live()

@@ -8,7 +8,15 @@ from pathlib import Path
 import alembic
 import pytest
 
-from .collection import NOTES_PROPERTY, MigrationItem, MigrationsCollector, database_key, revision_key, selected_key
+from .collection import (
+    NOTES_PROPERTY,
+    MigrationItem,
+    MigrationsCollector,
+    check_key,
+    database_key,
+    revision_key,
+    selected_key,
+)
 from .exceptions import MigrationsError
 from .fixtures import (
     _migrations_harnesses,
@@ -139,9 +147,12 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Remember which stairway items run: an item a failing upgrade blocks is skipped only if that one runs."""
     session.config.stash[selected_key] = frozenset(
-        (item.stash[database_key], item.stash[revision_key].id)
+        (
+            item.stash[database_key],
+            item.stash[revision_key].id if revision_key in item.stash else item.stash[check_key].name,
+        )
         for item in session.items
-        if isinstance(item, MigrationItem) and revision_key in item.stash
+        if isinstance(item, MigrationItem)
     )
 
 

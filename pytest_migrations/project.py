@@ -10,6 +10,7 @@ several). It is built once per process and shared by every check.
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 from collections.abc import Callable
@@ -134,6 +135,7 @@ class AlembicProject:
         irreversible: tuple[str, ...] = (),
         url_variable: str | None = None,
         x_arguments: tuple[str, ...] = (),
+        collection_url: URL | None = None,
     ) -> None:
         self.location = location
         self._irreversible = irreversible
@@ -141,6 +143,9 @@ class AlembicProject:
         """An environment variable env.py reads its URL from; set to the test database while env.py runs."""
         self.x_arguments = x_arguments
         """``-x key=value`` arguments env.py reads with ``context.get_x_argument()``."""
+        self.collection_url = collection_url
+        """A URL of the first database kind under test, never connected to: what env.py and the URL
+        variable are given while the revision files are loaded (default: a SQLite file), see :mod:`.probe`."""
         self.customize: Callable[[Config, dict[str, URL]], None] | None = None
         """Called with every Config pointed at test databases (the ``pytest_migrations_configure_alembic`` hook)."""
         self._graph: RevisionGraph | RevisionGraphError | None = None
@@ -216,12 +221,44 @@ class AlembicProject:
         if self._graph is None:
             try:
                 self.check_layout()
-                self._graph = load_graph(self.script, self._irreversible)
+                self._graph = self._load_graph()
             except RevisionGraphError as exc:
                 self._graph = exc
         if isinstance(self._graph, RevisionGraphError):
             raise self._graph
         return self._graph
+
+    def _load_graph(self) -> RevisionGraph:
+        """Load the revision files; if one fails to import, run env.py as ``alembic`` would first, and retry.
+
+        Only on failure: a history whose files import on their own loads exactly as
+        before, without running env.py's module-level code (application imports,
+        settings, logging) at collection in every process. ``alembic`` runs env.py
+        before loading any revision, so the retry sees what ``alembic upgrade`` sees.
+        """
+        from .probe import fails_to_import, probe_env, still_failing, url_variable
+
+        with url_variable(self):
+            try:
+                return load_graph(self.script, self._irreversible)
+            except RevisionGraphError as exc:
+                if not fails_to_import(exc):
+                    raise
+            # No reset is needed between the loads: Alembic memoizes the revision map only when
+            # it was built (a failed build stores nothing, and heads/bases are set at its end),
+            # and revision modules are not kept in sys.modules, so the retry imports every file anew.
+            results = []
+            for offline in (True, False):
+                results.append(probe_env(self, offline=offline))
+                importlib.invalidate_caches()  # env.py may have created folders or files to import from
+                try:
+                    return load_graph(self.script, self._irreversible)
+                except RevisionGraphError as exc:
+                    if not fails_to_import(exc):
+                        raise
+                    failure = exc
+            # The offline run is the one that says more: online, env.py stops at its connection.
+            raise still_failing(failure, results[0]) from failure.__cause__
 
     @cached_property
     def env_source(self) -> str:

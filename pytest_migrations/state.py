@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .exceptions import ConfigurationError
+from .probe import placeholder_url
 from .project import AlembicProject, ensure_importable, locate_project
 from .servers import ServerPool
 from .settings import Settings
@@ -37,7 +38,14 @@ def get_project(config: pytest.Config) -> AlembicProject:
     if project_key not in config.stash:
         settings = config.stash[settings_key]
         location = locate_project(config.rootpath, settings.config_path, settings.section)
-        project = AlembicProject(location, settings.irreversible, settings.url_variable, settings.x_arguments)
+        database = settings.databases[0]
+        project = AlembicProject(
+            location,
+            settings.irreversible,
+            settings.url_variable,
+            settings.x_arguments,
+            collection_url=placeholder_url(database, settings.urls.get(database)),
+        )
         project.customize = lambda alembic_config, urls: config.hook.pytest_migrations_configure_alembic(
             config=config, alembic_config=alembic_config, urls=urls
         )

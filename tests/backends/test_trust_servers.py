@@ -1,0 +1,96 @@
+"""Correct migrations pass on PostgreSQL and MariaDB, and failures there are reported as they happened."""
+
+from __future__ import annotations
+
+from ..conftest import plugin_databases, server_url
+from ..helpers import Project, users_table
+
+ENUM_TABLE = """
+op.create_table(
+    "orders",
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("status", sa.Enum("new", "paid", name="order_status"), nullable=False),
+)
+"""
+ENUM_DOWN = 'op.drop_table("orders")\nsa.Enum(name="order_status").drop(op.get_bind())'
+
+
+def test_postgresql_enum_survives_the_re_upgrade(project: Project) -> None:
+    """A table with a named Enum, dropped with its type by the downgrade, is re-created on the re-upgrade."""
+    url = server_url("postgresql")
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", ENUM_TABLE, ENUM_DOWN)
+    project.revision("c3", "b2", 'op.create_index("ix_status", "orders", ["status"])', 'op.drop_index("ix_status")')
+    result = project.run("--migrations-url", url, "--migrations-checks", "upgrade_to_head,stairway,downgrade_to_base")
+    result.assert_outcomes(passed=5)
+    assert plugin_databases("postgresql") == []
+
+
+def test_postgresql_enum_left_by_a_downgrade_still_fails(project: Project) -> None:
+    """The fix hides nothing: a downgrade that drops the table but not its type is still a difference."""
+    url = server_url("postgresql")
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", ENUM_TABLE, 'op.drop_table("orders")')
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(['*+ enum "order_status": present after the downgrade*'])
+
+
+def test_postgresql_env_py_that_never_commits_fails(project: Project) -> None:
+    """Without begin_transaction() on SQLAlchemy 2, `alembic upgrade` commits nothing: the items say so."""
+    url = server_url("postgresql")
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix", "users", ["name"])', 'op.drop_index("ix", "users")')
+    project.edit_env(
+        "        with context.begin_transaction():\n            context.run_migrations()\n\n\nif",
+        "        context.run_migrations()\n\n\nif",
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "upgrade_to_head,stairway")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*env.py did not commit its migrations*", "*begin_transaction()*"])
+
+
+def test_postgresql_commit_inside_a_step_is_not_reported_as_rolled_back(project: Project) -> None:
+    """op.execute("COMMIT") then a failing statement: the report says the work before the COMMIT stays."""
+    url = server_url("postgresql")
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2",
+        "a1",
+        'op.add_column("users", sa.Column("x", sa.Integer))\nop.execute("COMMIT")\nop.execute("SELECT no_such_fn()")',
+        "pass",
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "was rolled back, so nothing" not in out
+    result.stdout.fnmatch_lines(
+        [
+            "*statement that failed: SELECT no_such_fn()",
+            "*the step committed part of its work (a COMMIT after statement 2)*",
+            "*as a new connection sees it after the failure, the schema differs from before the step in 1 way(s):",
+            '*+ table "users": column x integer NULL: present after the failure*',
+        ]
+    )
+
+
+def test_mariadb_index_a_foreign_key_needs_gets_the_hint(project: Project) -> None:
+    """Error 1553 (dropping an index a foreign key needs) names the order to drop things in."""
+    url = server_url("mysql")
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("teams", sa.Column("id", sa.Integer, primary_key=True))\n'
+        'op.create_table("users", sa.Column("id", sa.Integer, primary_key=True),'
+        ' sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", name="fk_users_team")))',
+        'op.drop_table("users")\nop.drop_table("teams")',
+    )
+    project.revision(
+        "b2",
+        "a1",
+        'op.create_index("ix_users_team", "users", ["team_id"])',
+        'op.drop_index("ix_users_team", table_name="users")',
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*1553*", "*fix:", "*drop the foreign key first*"])

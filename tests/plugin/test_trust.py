@@ -1,0 +1,266 @@
+"""Correct migrations pass and broken ones fail once, with a true account (classes seen on real histories)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from alembic import command
+from alembic.config import Config
+
+from ..helpers import Project, users_table
+
+
+class TestStepsAreFreshCommands:
+    def test_a_module_that_consumes_its_own_state_runs_again(self, project: Project) -> None:
+        """A script whose upgrade() pops module-level state works as under `alembic`, which imports it afresh."""
+        project.revision(**users_table("a1"))
+        project.revision(
+            "b2",
+            "a1",
+            'name = PENDING.pop()\nop.create_table(name, sa.Column("id", sa.Integer, primary_key=True))',
+            'op.drop_table("audit")',
+            extra='PENDING = ["audit"]',
+        )
+        result = project.run("--migrations-checks", "upgrade_to_head,stairway,downgrade_to_base")
+        result.assert_outcomes(passed=4)
+
+
+class TestOneRootCauseOneFailure:
+    def _branches(self, project: Project) -> None:
+        project.revision(**users_table("a1"))
+        project.revision("b2", "a1", 'raise RuntimeError("b2 is broken")', "pass", branch_labels="left")
+        project.revision("c3", "b2", 'op.create_index("ix_c", "users", ["name"])', 'op.drop_index("ix_c", "users")')
+        project.revision(
+            "d4",
+            "a1",
+            'op.add_column("users", sa.Column("age", sa.Integer))',
+            'with op.batch_alter_table("users") as b:\n    b.drop_column("age")',
+            branch_labels="right",
+        )
+
+    def test_a_failing_revision_blocks_only_its_descendants(self, project: Project) -> None:
+        """b2 fails; c3 (on top of it) is skipped naming b2; d4 on the other branch is tested and passes."""
+        self._branches(project)
+        result = project.run("--migrations-checks", "stairway", "--migrations-expected-heads", "2", "-v")
+        result.assert_outcomes(passed=2, failed=1, skipped=1)
+        result.stdout.fnmatch_lines(["*stairway?d4? PASSED*"])
+        result.stdout.fnmatch_lines(["*stairway?b2? FAILED*"])
+        result.stdout.fnmatch_lines(
+            ["SKIPPED *c3_rev.py:1: blocked: the stairway of c3 is not tested: it needs revision b2 *RuntimeError*"]
+        )
+        assert len(re.findall(r"b2_rev.py:\d+ in upgrade", result.stdout.str())) == 1  # one traceback: b2's item
+
+    def test_blocked_items_fail_when_the_blocker_is_not_selected(self, project: Project) -> None:
+        """With b2's item deselected, c3 fails (briefly, naming b2): nothing is silently untested."""
+        self._branches(project)
+        result = project.run("--migrations-checks", "stairway", "-k", "c3 or d4")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["the stairway of c3 is not tested: it needs revision b2 *"])
+
+    def test_whole_walks_fail_once_and_drift_is_blocked(self, project: Project) -> None:
+        """upgrade_to_head fails at b2; downgrade_to_base and drift skip naming it rather than failing again."""
+        self._branches(project)
+        project.models("import sqlalchemy as sa\nmetadata = sa.MetaData()\n")
+        result = project.run("--migrations-checks", "upgrade_to_head,downgrade_to_base,drift")
+        result.assert_outcomes(failed=1, skipped=2)
+        result.stdout.fnmatch_lines(["upgrade of revision b2 * raised RuntimeError: b2 is broken"])
+        assert result.stdout.str().count("SKIPPED") == 2
+        result.stdout.fnmatch_lines(["SKIPPED *env.py:1: blocked: drift is not tested: it needs revision b2 *"])
+
+    def test_upgrade_to_head_fails_where_alembic_upgrade_heads_fails(self, project: Project) -> None:
+        """Two broken branches: the whole walk fails at the revision the `alembic` command stops at."""
+        project.revision(**users_table("a1"))
+        project.revision("zz", "a1", 'raise RuntimeError("zz is broken")', "pass", branch_labels="one")
+        project.revision("bb", "a1", 'raise RuntimeError("bb is broken")', "pass", branch_labels="two")
+        config = Config(str(project.root / "alembic.ini"))
+        config.set_main_option("sqlalchemy.url", f"sqlite:///{project.root / 'alembic.db'}")
+        try:
+            command.upgrade(config, "heads")
+        except RuntimeError as exc:
+            first = str(exc).split()[0]
+        result = project.run("--migrations-checks", "upgrade_to_head")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines([f"upgrade of revision {first} * raised RuntimeError: {first} is broken"])
+
+
+class TestWhatTeamsDecide:
+    def test_accepting_one_known_difference(self, project: Project) -> None:
+        """stairway_accept keeps exactly one difference; it is listed as accepted and the item passes."""
+        project.revision(**users_table("a1"))
+        project.revision(
+            "b2",
+            "a1",
+            'with op.batch_alter_table("users") as b:\n    b.alter_column("name", type_=sa.String(100))',
+            "pass",  # the team keeps the wider column on purpose
+            extra='stairway_accept = ["table users: column name"]',
+        )
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(
+            [
+                "*accepted differences*",
+                'b2 downgrade: accepted ~ table "users": column name: VARCHAR(50) NOT NULL before, but VARCHAR(100)*',
+            ]
+        )
+
+    def test_an_accepted_difference_does_not_hide_another(self, project: Project) -> None:
+        """Everything not accepted is still checked: a second leftover fails, the accepted one is shown apart."""
+        project.revision(**users_table("a1"))
+        project.revision(
+            "b2",
+            "a1",
+            'op.add_column("users", sa.Column("legacy", sa.Integer))\nop.create_index("ix_n", "users", ["name"])',
+            "pass",
+        )
+        project.pytester.makeini("[pytest]\nmigrations_stairway_accept = b2: table users: column legacy\n")
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*1 difference(s) from the schema before the upgrade",
+                '*+ table "users": index ix_n (name)*',
+                "*accepted (stairway_accept):",
+                '*+ table "users": column legacy*',
+            ]
+        )
+
+    def test_a_bad_accept_line_is_a_usage_error(self, project: Project) -> None:
+        """An ini accept line without `REV:` says the form it takes."""
+        project.revision(**users_table("a1"))
+        project.pytester.makeini("[pytest]\nmigrations_stairway_accept = table users\n")
+        result = project.run()
+        result.stderr.fnmatch_lines(["*migrations_stairway_accept line 'table users' is not `REVISION: <kind>*"])
+
+    def test_every_downgrade_can_be_declared_untested(self, project: Project) -> None:
+        """migrations_irreversible = * tests every upgrade and no downgrade, saying so."""
+        project.revision(**users_table("a1"))
+        project.revision("b2", "a1", 'op.create_index("ix", "users", ["name"])', "pass")
+        project.pytester.makeini("[pytest]\nmigrations_irreversible = *\n")
+        result = project.run("--migrations-checks", "stairway,downgrade_to_base")
+        result.assert_outcomes(skipped=3)
+        result.stdout.fnmatch_lines(["*upgrade of b2 passed; its downgrade is not tested: migrations_irreversible = *"])
+
+    def test_a_downgrade_floor_stops_testing_old_downgrades(self, project: Project) -> None:
+        """Downgrades at or below the floor are not tested; above it they are, down to the floor."""
+        project.revision(**users_table("a1"))
+        project.revision("b2", "a1", 'op.create_index("ix", "users", ["name"])', "pass")
+        project.revision("c3", "b2", 'op.create_index("iy", "users", ["id"])', 'op.drop_index("iy", "users")')
+        result = project.run("--migrations-checks", "stairway,downgrade_to_base", "--migrations-downgrade-floor", "b2")
+        result.assert_outcomes(passed=2, skipped=2)
+        result.stdout.fnmatch_lines(
+            ["SKIPPED *b2_rev.py:1: upgrade of b2 passed; its downgrade is not tested: at or below*"]
+        )
+        result = project.run("--migrations-checks", "stairway", "--migrations-downgrade-floor", "a1")
+        result.assert_outcomes(passed=1, failed=1, skipped=1)  # b2's leftover index is above the floor
+
+
+class TestTrueMessages:
+    def test_sqlite_alter_of_constraints_gets_the_batch_mode_hint(self, project: Project) -> None:
+        """Alembic's 'No support for ALTER of constraints in SQLite' says to use batch mode."""
+        project.revision(**users_table("a1"))
+        project.revision(
+            "b2", "a1", 'op.create_unique_constraint("uq_name", "users", ["name"])', 'op.drop_constraint("uq_name")'
+        )
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*No support for ALTER of constraints*", "*fix:", "*op.batch_alter_table*"])
+
+    def test_sys_exit_in_a_migration_is_an_item_failure(self, project: Project) -> None:
+        """sys.exit() inside upgrade() fails that item, naming revision and line; the run goes on."""
+        project.revision(**users_table("a1"))
+        project.revision("b2", "a1", "import sys\nsys.exit(1)", "pass")
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["upgrade of revision b2 * raised SystemExit: 1", "*must not call sys.exit()*"])
+
+    def test_python_error_after_sql_lists_the_sql_as_accepted(self, project: Project) -> None:
+        """A Python raise after an ALTER reports the ALTER as accepted, and what a new connection sees."""
+        project.revision(**users_table("a1"))
+        project.revision(
+            "b2", "a1", 'op.add_column("users", sa.Column("x", sa.Integer))\nraise ValueError("late")', "pass"
+        )
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*statements the database accepted (1):",
+                "*1. ALTER TABLE users ADD COLUMN x INTEGER",
+                "*every statement succeeded; the step raised in Python after its last one",
+                "*as a new connection sees it after the failure*",
+            ]
+        )
+
+    def test_autogenerate_hint_names_only_what_differs(self, project: Project) -> None:
+        """At a checkpoint position, the hint is drop_column alone: no create_table for tables in both states."""
+        project.revision(**users_table("r00"))
+        for i in range(1, 9):
+            project.revision(
+                f"r{i:02d}",
+                f"r{i - 1:02d}",
+                f'op.create_index("ix_{i}", "users", ["name", "id"])',
+                f'op.drop_index("ix_{i}", "users")',
+            )
+        project.revision("r09", "r08", 'op.add_column("users", sa.Column("nickname", sa.String(30)))', "pass")
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=9, failed=1)
+        result.stdout.fnmatch_lines(["*what autogenerate says downgrade() is missing (applied to a copy*"])
+        assert "op.drop_column('users', 'nickname')" in result.stdout.str()
+        assert "create_table" not in result.stdout.str()
+
+
+class TestEnvPyMistakes:
+    def test_run_migrations_called_twice_fails_instead_of_hanging(self, project: Project) -> None:
+        """An env.py calling run_migrations() twice fails saying so, within seconds, instead of hanging."""
+        project.revision(**users_table("a1"))
+        project.edit_env("            context.run_migrations()\n", "            context.run_migrations()\n" * 2)
+        result = project.pytester.runpytest_subprocess(
+            "--migrations", "-p", "no:cacheprovider", "--migrations-checks", "stairway,downgrade_to_base", timeout=120
+        )
+        result.assert_outcomes(failed=2)
+        result.stdout.fnmatch_lines(["*env.py called context.run_migrations() 2 times in one run*"])
+
+    def test_models_with_no_tables_say_the_models_look_empty(self, project: Project) -> None:
+        """A target_metadata with no tables next to a migrated database is named, not a drop_table per table."""
+        project.revision(**users_table("a1"))
+        project.models("import sqlalchemy as sa\nmetadata = sa.MetaData()\n")
+        result = project.run("--migrations-checks", "drift")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*the models look empty: env.py's target_metadata has no tables*"])
+        assert "drop_table" not in result.stdout.str()
+
+    def test_multidb_drift_names_the_engine(self, pytester: pytest.Pytester) -> None:
+        """In the multidb template, a drift failure says which engine's models differ."""
+        project = Project(pytester, template="multidb")
+        project.revision(
+            "a1",
+            None,
+            "globals()[f'upgrade_{engine_name}']()",
+            "globals()[f'downgrade_{engine_name}']()",
+            extra="""
+            def upgrade_engine1():
+                op.create_table("one", sa.Column("id", sa.Integer, primary_key=True))
+            def downgrade_engine1():
+                op.drop_table("one")
+            def upgrade_engine2():
+                op.create_table("two", sa.Column("id", sa.Integer, primary_key=True))
+            def downgrade_engine2():
+                op.drop_table("two")
+            """,
+        )
+        path = project.versions / "a1_rev.py"
+        text = path.read_text().replace("def upgrade():", "def upgrade(engine_name):")
+        path.write_text(text.replace("def downgrade():", "def downgrade(engine_name):"))
+        (project.root / "models.py").write_text(
+            "import sqlalchemy as sa\n"
+            "one = sa.MetaData()\nsa.Table('one', one, sa.Column('id', sa.Integer, primary_key=True))\n"
+            "two = sa.MetaData()\nsa.Table('two', two, sa.Column('id', sa.Integer, primary_key=True),"
+            " sa.Column('title', sa.String(20)))\n"
+        )
+        project.edit_env(
+            "target_metadata = {}", "import models\ntarget_metadata = {'engine1': models.one, 'engine2': models.two}"
+        )
+        result = project.run("--migrations-checks", "drift")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*# engine engine2", "*op.add_column('two', sa.Column('title'*"])
+        assert "# engine engine1" not in result.stdout.str()
