@@ -15,11 +15,30 @@ detail with SQLAlchemy's Inspector. The detailed states are cached by fingerprin
 step that alters one table reflects one table.
 
 Dialects without a fingerprint query fall back to reflecting every table.
+
+What is *no* difference, dialect by dialect:
+
+* Names the database generated rather than a migration gave. PostgreSQL names unnamed
+  constraints and indexes ``<table>_<column>_pkey``/``_key``/``_fkey``/``_check``/``_excl``/
+  ``_idx`` and serial columns' sequences ``<table>_<column>_seq``, and keeps those names when
+  the table is renamed: a table re-created under its new name gets other names and is the
+  same table. Such facts are keyed by their definition, and a sequence owned by a column
+  (serial or identity) is a fact of that column, not an object of its own. MySQL/MariaDB
+  names an unnamed index after its first column (``team_id``, ``team_id_2``), the index it
+  creates for a foreign key after that key, unnamed foreign keys ``<table>_ibfk_<n>`` and
+  unnamed checks ``CONSTRAINT_<n>`` or after their column: likewise keyed by definition.
+  The name is still shown in the report (a *note* of the fact).
+* Equal values spelled differently: SQLite's ``false``/``'0'``/``0`` and
+  ``(CURRENT_TIMESTAMP)``/``current_timestamp`` defaults, whitespace in PostgreSQL
+  function bodies.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+import textwrap
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,11 +52,16 @@ ObjectKey = tuple[str, str]
 
 @dataclass(frozen=True)
 class ObjectState:
-    """The structure of one schema object, as a set of ``(fact, detail)`` pairs."""
+    """The structure of one schema object, as a set of ``(fact, detail)`` pairs.
+
+    ``notes`` says more about some facts for the report (the name the database gave a
+    constraint keyed by its definition, say); it is never compared.
+    """
 
     kind: str
     name: str
     facts: frozenset[tuple[str, str]]
+    notes: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, str]:
         return dict(self.facts)
@@ -53,23 +77,53 @@ class Difference:
     """``None`` when the whole object is missing or extra."""
     expected: str | None
     actual: str | None
+    expected_note: str | None = None
+    """What the expected snapshot says more about the fact (e.g. ``named users_email_key``)."""
+    actual_note: str | None = None
 
     def render(self, expected_label: str, actual_label: str) -> str:
+        """One line; a fact of several lines (a function body) changed is a unified diff below it."""
         what = f'{self.kind} "{self.name}"'
         if self.fact is None:
             if self.actual is None:
                 return f"- {what}: missing {actual_label} (it exists {expected_label})"
             return f"+ {what}: present {actual_label} ({self.actual}), absent {expected_label}"
         if self.actual is None:
-            return f"- {what}: {_fact(self.fact, self.expected)}: missing {actual_label} (it exists {expected_label})"
+            note = f"; {self.expected_note}" if self.expected_note else ""
+            fact = _fact(self.fact, self.expected)
+            return f"- {what}: {fact}: missing {actual_label} (it exists {expected_label}{note})"
         if self.expected is None:
-            return f"+ {what}: {_fact(self.fact, self.actual)}: present {actual_label}, absent {expected_label}"
-        return f"~ {what}: {self.fact}: {self.expected} {expected_label}, but {self.actual} {actual_label}"
+            note = f" ({self.actual_note})" if self.actual_note else ""
+            return f"+ {what}: {_fact(self.fact, self.actual)}: present {actual_label}, absent {expected_label}{note}"
+        if "\n" in self.expected or "\n" in self.actual:
+            return f"~ {what}: {self.fact} differs (- {expected_label}, + {actual_label}):\n" + _unified_diff(
+                self.expected, self.actual
+            )
+        return (
+            f"~ {what}: {self.fact}: {self.expected} {expected_label}, but {self.actual} {actual_label}"
+            + self._changed_notes(expected_label, actual_label)
+        )
+
+    def _changed_notes(self, expected_label: str, actual_label: str) -> str:
+        if self.expected_note and self.actual_note and self.expected_note != self.actual_note:
+            return f" ({self.expected_note} {expected_label}, {self.actual_note} {actual_label})"
+        note = self.actual_note or self.expected_note
+        return f" ({note})" if note else ""
+
+
+def _unified_diff(expected: str, actual: str) -> str:
+    """The changed lines with one line of context, indented; hunks are separated by ``...``."""
+    lines = difflib.unified_diff(expected.splitlines(), actual.splitlines(), n=1, lineterm="")
+    body = ["    ..." if line.startswith("@@") else f"    {line}" for line in list(lines)[2:]]
+    return "\n".join(body[1:] if body and body[0] == "    ..." else body)
 
 
 def _fact(fact: str, detail: str | None) -> str:
-    """``column email VARCHAR(120) NULL``; an unnamed constraint's key already is its text."""
-    return fact if not detail or fact.endswith(detail) else f"{fact} {detail}"
+    """``column email VARCHAR(120) NULL``; an unnamed constraint's key already is its text
+    (``unique constraint (email)``, or ``unique constraint (email) #2`` for a second one)."""
+    if not detail or re.sub(r" #\d+$", "", fact).endswith(detail):
+        return fact
+    return f"{fact} {detail}"
 
 
 @dataclass(frozen=True)
@@ -139,14 +193,44 @@ def _summary(state: ObjectState) -> str:
     columns = sorted(f for f, _ in state.facts if f.startswith("column "))
     if columns:
         return "columns " + ", ".join(c.removeprefix("column ") for c in columns)
-    return "; ".join(sorted(d for _, d in state.facts))[:200]
+    text = " ".join("; ".join(sorted(d for _, d in state.facts)).split())  # a function body is one line here
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _fact_differences(before: ObjectState, after: ObjectState) -> Iterator[Difference]:
     expected, actual = before.as_dict(), after.as_dict()
     for fact in sorted(expected.keys() | actual.keys()):
         if expected.get(fact) != actual.get(fact):
-            yield Difference(before.kind, before.name, fact, expected.get(fact), actual.get(fact))
+            yield Difference(
+                before.kind,
+                before.name,
+                fact,
+                expected.get(fact),
+                actual.get(fact),
+                before.notes.get(fact),
+                after.notes.get(fact),
+            )
+
+
+def _state(kind: str, name: str, facts: Iterable[tuple[str, str] | tuple[str, str, str | None]]) -> ObjectState:
+    """An object's state from ``(fact, detail[, note])``; facts keyed alike are numbered.
+
+    Facts keyed by their definition (a constraint the database named) can be there twice:
+    a downgrade that re-adds a unique constraint its upgrade never dropped leaves two. The
+    second is ``<fact> #2``, so it is a difference and not lost in the set.
+    """
+    counts: dict[str, int] = {}
+    pairs: set[tuple[str, str]] = set()
+    notes: dict[str, str] = {}
+    rows = [(fact[0], fact[1], fact[2] if len(fact) > 2 else None) for fact in facts]
+    for key, detail, note in sorted(rows, key=lambda row: (row[0], row[1], row[2] or "")):
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] > 1:
+            key = f"{key} #{counts[key]}"
+        pairs.add((key, detail))
+        if note:
+            notes[key] = note
+    return ObjectState(kind, name, frozenset(pairs), notes)
 
 
 # --------------------------------------------------------------------------- capture
@@ -159,13 +243,16 @@ class SnapshotTaker:
     cache: dict[tuple[str, ObjectKey, Any], ObjectState] = field(default_factory=dict)
     reflections: int = 0
     """How many objects were reflected in detail (the expensive part), for benchmarks."""
+    foreign_key_indexes: set[tuple[str, str]] = field(default_factory=set)
+    """``(table, index)`` pairs seen backing a foreign key on MySQL: such an index that outlives
+    its foreign key was most likely made by MySQL for it, which the report then says."""
 
     def capture(
         self, connection: Connection, *, exclude_tables: Iterable[str] = (), schemas: Iterable[str | None] = (None,)
     ) -> SchemaSnapshot:
         dialect = connection.dialect.name
         excluded = set(exclude_tables)
-        fingerprints = dict(_fingerprints(connection, list(schemas)))
+        fingerprints = dict(_fingerprints(connection, list(schemas), self.foreign_key_indexes))
         inspector: Inspector | None = None
         objects: dict[ObjectKey, ObjectState] = {}
         for key, fingerprint in fingerprints.items():
@@ -195,7 +282,9 @@ def _split(qualified: str) -> tuple[str | None, str]:
     return (schema or None, name)
 
 
-def _fingerprints(connection: Connection, schemas: list[str | None]) -> Iterator[tuple[ObjectKey, Any]]:
+def _fingerprints(
+    connection: Connection, schemas: list[str | None], foreign_key_indexes: set[tuple[str, str]]
+) -> Iterator[tuple[ObjectKey, Any]]:
     """One catalog query per schema: every object and its fingerprint (``None`` = always reflect)."""
     if connection.dialect.name == "sqlite":
         for schema in schemas:
@@ -206,7 +295,7 @@ def _fingerprints(connection: Connection, schemas: list[str | None]) -> Iterator
         return
     if connection.dialect.name in ("mysql", "mariadb"):
         for schema in schemas:
-            yield from _mysql_fingerprints(connection, schema)
+            yield from _mysql_fingerprints(connection, schema, foreign_key_indexes)
         return
     inspector = sa.inspect(connection)
     for schema in schemas:
@@ -233,11 +322,26 @@ def _sqlite_fingerprints(connection: Connection, schema: str | None) -> Iterator
         yield ("table", _qualified(schema, table)), tuple(parts)
 
 
-_PG_RELATIONS = """
+# --------------------------------------------------------------------------- PostgreSQL
+
+# A sequence owned by a column: SERIAL's (pg_depend deptype 'a') or an identity's ('i').
+_PG_SEQUENCE_DEFINITION = (
+    "concat_ws(' ', sq.seqtypid::regtype, 'START', sq.seqstart, 'INCREMENT', sq.seqincrement, "
+    "'MIN', sq.seqmin, 'MAX', sq.seqmax, CASE WHEN sq.seqcycle THEN 'CYCLE' END)"
+)
+
+_PG_RELATIONS = f"""
 SELECT c.relkind, n.nspname, c.relname,
   (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                                     pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-                                    col_description(c.oid, a.attnum)))
+                                    col_description(c.oid, a.attnum),
+                                    (SELECT json_build_array(sq.seqrelid::regclass::text, {_PG_SEQUENCE_DEFINITION})
+                                       FROM pg_depend dep JOIN pg_sequence sq ON sq.seqrelid = dep.objid
+                                      WHERE dep.classid = 'pg_class'::regclass
+                                        AND dep.refclassid = 'pg_class'::regclass
+                                        AND dep.refobjid = c.oid AND dep.refobjsubid = a.attnum
+                                        AND dep.deptype IN ('a', 'i')
+                                      ORDER BY sq.seqrelid LIMIT 1)))
      FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
   (SELECT json_agg(json_build_array(con.conname, con.contype, pg_get_constraintdef(con.oid)))
@@ -261,7 +365,23 @@ _PG_CONSTRAINTS = {
     "c": "check constraint",
     "x": "exclusion constraint",
     "t": "constraint trigger",
+    "n": "not-null constraint",
 }
+
+# pg_get_constraintdef's leading keyword per kind: a fact keyed by its definition leaves it
+# out, as the fact already says the kind (``unique constraint (email)``).
+_PG_CONSTRAINT_KEYWORDS = {
+    "p": "PRIMARY KEY ",
+    "f": "FOREIGN KEY ",
+    "u": "UNIQUE ",
+    "c": "CHECK ",
+    "x": "EXCLUDE ",
+    "n": "NOT NULL ",
+}
+
+_PG_GENERATED_NAME = re.compile(r".+_(?:pkey|key|fkey|check|excl|idx|not_null)\d*")
+"""The names PostgreSQL gives constraints and indexes created without one (ChooseConstraintName):
+``<table>_<columns>_<label>`` plus a number when taken. They are not renamed with their table."""
 
 _PG_ENUMS = """
 SELECT n.nspname, t.typname, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
@@ -269,10 +389,15 @@ FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e
 WHERE n.nspname = ANY(CAST(:schemas AS name[])) GROUP BY n.nspname, t.typname
 """
 
-_PG_SEQUENCES = """
-SELECT schemaname, sequencename, concat_ws(' ', data_type, 'START', start_value, 'INCREMENT', increment_by,
-       'MIN', min_value, 'MAX', max_value, CASE WHEN cycle THEN 'CYCLE' END)
-FROM pg_sequences WHERE schemaname = ANY(CAST(:schemas AS name[]))
+# Sequences owned by a column are facts of that column (see _PG_RELATIONS), not objects.
+_PG_SEQUENCES = f"""
+SELECT n.nspname, c.relname, {_PG_SEQUENCE_DEFINITION}
+FROM pg_sequence sq JOIN pg_class c ON c.oid = sq.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(CAST(:schemas AS name[]))
+  AND NOT EXISTS (SELECT 1 FROM pg_depend dep
+                   WHERE dep.classid = 'pg_class'::regclass AND dep.objid = sq.seqrelid
+                     AND dep.refclassid = 'pg_class'::regclass AND dep.refobjsubid > 0
+                     AND dep.deptype IN ('a', 'i'))
 """
 
 
@@ -285,8 +410,8 @@ SELECT 'extension', extname, extversion FROM pg_extension WHERE extname <> 'plpg
 
 _PG_FUNCTIONS = """
 SELECT n.nspname, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-       md5(pg_get_functiondef(p.oid))
-FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       l.lanname, pg_get_functiondef(p.oid)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
 WHERE n.nspname = ANY(CAST(:schemas AS name[])) AND p.prokind IN ('f', 'p')
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
 """
@@ -318,15 +443,17 @@ def _postgresql_fingerprints(connection: Connection, schemas: list[str | None]) 
         if relkind in ("v", "m"):
             yield ("view", qualified), ObjectState("view", qualified, frozenset({("definition", _normalise_sql(view))}))
             continue
-        facts = {(f"column {col}", _pg_column(*rest)) for col, *rest in columns or ()}
-        facts |= {
-            (f"{_PG_CONSTRAINTS.get(kind, kind)} {con}", _normalise_sql(text)) for con, kind, text in constraints or ()
-        }
-        facts |= {(f"index {index}", _pg_index(text)) for index, text in indexes or ()}
-        facts |= {(f"trigger {trigger}", _normalise_sql(text)) for trigger, text in triggers or ()}
+        facts: list[tuple[str, str, str | None]] = []
+        for col, *rest, owned in columns or ():
+            facts.append((f"column {col}", _pg_column(*rest, owned_sequence=owned[0] if owned else None), None))
+            if owned:
+                facts.append((f"owned sequence of column {col}", owned[1], None))
+        facts += [_pg_constraint(con, kind, text) for con, kind, text in constraints or ()]
+        facts += [_pg_index_fact(index, text) for index, text in indexes or ()]
+        facts += [(f"trigger {trigger}", _normalise_sql(text), None) for trigger, text in triggers or ()]
         if comment:
-            facts.add(("comment", comment))
-        yield ("table", qualified), ObjectState("table", qualified, frozenset(facts))
+            facts.append(("comment", comment, None))
+        yield ("table", qualified), _state("table", qualified, facts)
     for schema, name, labels in connection.execute(sa.text(_PG_ENUMS), params):
         qualified = key_name(schema, name)
         yield ("enum", qualified), ObjectState("enum", qualified, frozenset({("labels", labels)}))
@@ -336,18 +463,31 @@ def _postgresql_fingerprints(connection: Connection, schemas: list[str | None]) 
     # Schemas, extensions and functions (a trigger's function, say) are left behind by downgrades too.
     for kind, name, detail in connection.execute(sa.text(_PG_DATABASE_OBJECTS)):
         yield (kind, name), ObjectState(kind, name, frozenset({("version", detail)} if detail else ()))
-    for schema, signature, digest in connection.execute(sa.text(_PG_FUNCTIONS), params):
+    for schema, signature, language, definition in connection.execute(sa.text(_PG_FUNCTIONS), params):
         qualified = key_name(schema, signature)
-        yield ("function", qualified), ObjectState("function", qualified, frozenset({("definition md5", digest)}))
+        text = _pg_function_definition(definition, language)
+        yield ("function", qualified), ObjectState("function", qualified, frozenset({("definition", text)}))
 
 
 def _pg_column(
-    type_: str, not_null: bool, default: str | None, identity: str, generated: str, comment: str | None
+    type_: str,
+    not_null: bool,
+    default: str | None,
+    identity: str,
+    generated: str,
+    comment: str | None,
+    *,
+    owned_sequence: str | None = None,
 ) -> str:
+    """``integer NOT NULL DEFAULT nextval(<owned sequence>)``: a serial column's sequence is named
+    after the table it was created with, and the name is no part of the column."""
     parts = [type_, "NOT NULL" if not_null else "NULL"]
     if generated:
         parts.append(f"GENERATED ALWAYS AS {default}")
     elif default is not None:
+        if owned_sequence is not None:
+            literal = "'" + owned_sequence.replace("'", "''") + "'::regclass"
+            default = default.replace(f"nextval({literal})", "nextval(<owned sequence>)")
         parts.append(f"DEFAULT {default}")
     if identity:
         parts.append("GENERATED " + ("ALWAYS" if identity == "a" else "BY DEFAULT") + " AS IDENTITY")
@@ -356,11 +496,84 @@ def _pg_column(
     return " ".join(parts)
 
 
+def _pg_constraint(name: str, kind: str, definition: str) -> tuple[str, str, str | None]:
+    """A constraint's fact; one PostgreSQL named (``zones_pkey``) is keyed by its definition."""
+    label = _PG_CONSTRAINTS.get(kind, kind)
+    text = _normalise_sql(definition)
+    if not _PG_GENERATED_NAME.fullmatch(name):
+        return f"{label} {name}", text, None
+    text = text.removeprefix(_PG_CONSTRAINT_KEYWORDS.get(kind, ""))
+    return f"{label} {text}", text, f"named {name}"
+
+
+def _pg_index_fact(name: str, definition: str) -> tuple[str, str, str | None]:
+    """An index's fact; one PostgreSQL named (``CREATE INDEX ON t (lower(c))`` gives ``t_lower_idx``)
+    is keyed by its definition."""
+    text = _pg_index(definition)
+    if _PG_GENERATED_NAME.fullmatch(name):
+        return f"index {text}", text, f"named {name}"
+    return f"index {name}", text, None
+
+
 def _pg_index(definition: str) -> str:
     """``CREATE UNIQUE INDEX ix ON public.t USING btree (c)`` -> ``UNIQUE USING btree (c)``."""
     text = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ ", r"\1", definition)
     return _normalise_sql(text)
 
+
+# Tokens of a function body: literals and comments are kept whole, whitespace is a token of its own.
+_SQL_TOKENS = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$[A-Za-z_0-9]*\$|\s+|\w+|.", re.DOTALL
+)
+_LINE_AFTER = {";", "BEGIN", "DECLARE", "THEN", "LOOP", "ELSE"}
+_DOLLAR_BODY = re.compile(r"(?P<header>.*?)\bAS (?P<tag>\$[A-Za-z_0-9]*\$)(?P<body>.*)(?P=tag)\s*", re.DOTALL)
+
+
+def _pg_function_definition(definition: str, language: str) -> str:
+    """pg_get_functiondef's text with the body's layout made canonical, so that whitespace and
+    blank lines are no difference while the text still reads (and diffs) line by line.
+
+    SQL and PL/pgSQL bodies are re-laid out token by token: one statement a line, whitespace
+    outside literals and comments collapsed. Other languages (PL/Python) keep their lines,
+    since indentation can matter there: only blank lines, trailing and common leading
+    whitespace go.
+    """
+    match = _DOLLAR_BODY.fullmatch(definition)
+    if match is None:  # a BEGIN ATOMIC body or a C function: PostgreSQL's own deparsed text
+        return "\n".join(line.strip() for line in definition.splitlines() if line.strip())
+    header = [line.strip() for line in match["header"].splitlines() if line.strip()]
+    body = match["body"]
+    if language in ("sql", "plpgsql"):
+        lines = _relaid(body)
+    else:
+        lines = [line.rstrip() for line in textwrap.dedent(body.strip("\n")).splitlines() if line.strip()]
+    return "\n".join([*header, f"AS {match['tag']}", *lines, match["tag"]])
+
+
+def _relaid(body: str) -> list[str]:
+    """A SQL body's lines, broken after each statement and block keyword whatever the author's layout;
+    a line break ending a ``--`` comment is kept, as it ends the comment."""
+    lines: list[str] = []
+    current: list[str] = []
+
+    def end_line() -> None:
+        line = "".join(current).strip()
+        if line:
+            lines.append(line)
+        current.clear()
+
+    for token in _SQL_TOKENS.findall(body):
+        if token.isspace():
+            current.append(" ")
+            continue
+        current.append(token)
+        if token.startswith("--") or token.upper() in _LINE_AFTER:
+            end_line()
+    end_line()
+    return lines
+
+
+# --------------------------------------------------------------------------- MySQL / MariaDB
 
 _MYSQL_QUERIES = {
     "tables": "SELECT TABLE_NAME, TABLE_TYPE, TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = {s}",
@@ -381,48 +594,89 @@ _MYSQL_QUERIES = {
     "views": "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {s}",
 }
 
+_MYSQL_GENERATED_CHECK = re.compile(r"CONSTRAINT_\d+|.+_chk_\d+")
+"""MariaDB names an unnamed table check ``CONSTRAINT_<n>``, MySQL 8 ``<table>_chk_<n>``; a
+column-level check is named after its column. The number changes when one is dropped and re-added."""
 
-def _mysql_fingerprints(connection: Connection, schema: str | None) -> Iterator[tuple[ObjectKey, Any]]:
+_FOREIGN_KEY_INDEX_NOTE = (
+    "probably the index MySQL made for a foreign key; dropping the foreign key does not drop it: drop it too"
+)
+
+
+def _mysql_fingerprints(
+    connection: Connection, schema: str | None, foreign_key_indexes: set[tuple[str, str]]
+) -> Iterator[tuple[ObjectKey, Any]]:
     """Flat information_schema queries, one per kind: MariaDB answers correlated ones very slowly."""
     where = ":schema" if schema else "DATABASE()"
     rows = {
         kind: connection.execute(sa.text(query.format(s=where)), {"schema": schema} if schema else {}).all()
         for kind, query in _MYSQL_QUERIES.items()
     }
-    facts: dict[str, set[tuple[str, str]]] = {}
+    facts: dict[str, list[tuple[str, str, str | None]]] = {}
+    columns: dict[str, set[str]] = {}
     views = {name: definition for name, definition in rows["views"]}
     for name, kind, comment in rows["tables"]:
         if kind != "VIEW":
-            facts[name] = {("comment", comment)} if comment else set()
+            facts[name] = [("comment", comment, None)] if comment else []
     for table, column, type_, nullable, default, extra, comment, generated in rows["columns"]:
         if table in facts:
-            facts[table].add((f"column {column}", _mysql_column(type_, nullable, default, extra, comment, generated)))
+            columns.setdefault(table, set()).add(column)
+            detail = _mysql_column(type_, nullable, default, extra, comment, generated)
+            facts[table].append((f"column {column}", detail, None))
+    foreign_keys: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for table, name, group in _grouped(rows["foreign_keys"], 2):
+        local = tuple(r[2] for r in group)
+        foreign_keys.setdefault(table, []).append((name, local))
+        target = _cols(r[5] for r in group)
+        detail = f"{_cols(local)} -> {group[0][4]}{target} ON UPDATE {group[0][6]} ON DELETE {group[0][7]}"
+        key = _constraint_name(name, table)
+        facts.setdefault(table, []).append(
+            (f"foreign key {key or _cols(local)}", detail, None if key else f"named {name}")
+        )
     for table, name, group in _grouped(rows["indexes"], 2):
         unique = "" if group[0][2] else "UNIQUE "
         cols = _cols(f"{r[3]}({r[4]})" if r[4] else r[3] for r in group)
-        key = "primary key" if name == "PRIMARY" else f"index {_constraint_name(name, table) or cols}"
-        facts.setdefault(table, set()).add((key, f"{unique}{cols} {group[0][5]}".strip()))
-    for table, name, group in _grouped(rows["foreign_keys"], 2):
-        target = _cols(r[5] for r in group)
-        detail = (
-            f"{_cols(r[2] for r in group)} -> {group[0][4]}{target} ON UPDATE {group[0][6]} ON DELETE {group[0][7]}"
-        )
-        facts.setdefault(table, set()).add(
-            (f"foreign key {_constraint_name(name, table) or _cols(r[2] for r in group)}", detail)
-        )
+        detail = f"{unique}{cols} {group[0][5]}".strip()
+        if name == "PRIMARY":
+            facts.setdefault(table, []).append(("primary key", detail, None))
+            continue
+        backed = [fk for fk, local in foreign_keys.get(table, ()) if tuple(r[3] for r in group[: len(local)]) == local]
+        generated = _mysql_generated_index(name, group[0][3], backed, table)
+        note: str | None = None
+        if backed and not unique and generated:
+            foreign_key_indexes.add((_qualified(schema, table), name))
+        elif not backed and not unique and (_qualified(schema, table), name) in foreign_key_indexes:
+            note = _FOREIGN_KEY_INDEX_NOTE
+        if generated:
+            note = f"named {name}" + (f"; {note}" if note else "")
+        facts.setdefault(table, []).append((f"index {cols if generated else name}", detail, note))
     for table, name, clause in rows["checks"]:
-        facts.setdefault(table, set()).add((f"check constraint {name}", _normalise_sql(clause)))
+        text = _normalise_sql(clause)
+        if _MYSQL_GENERATED_CHECK.fullmatch(name) or name in columns.get(table, ()):
+            facts.setdefault(table, []).append((f"check constraint {text}", text, f"named {name}"))
+        else:
+            facts.setdefault(table, []).append((f"check constraint {name}", text, None))
     for table, name, timing, event, statement in rows["triggers"]:
-        facts.setdefault(table, set()).add((f"trigger {name}", _normalise_sql(f"{timing} {event} {statement}")))
+        facts.setdefault(table, []).append((f"trigger {name}", _normalise_sql(f"{timing} {event} {statement}"), None))
     for table, table_facts in facts.items():
         qualified = _qualified(schema, table)
-        yield ("table", qualified), ObjectState("table", qualified, frozenset(table_facts))
+        yield ("table", qualified), _state("table", qualified, table_facts)
     for view, definition in views.items():
         qualified = _qualified(schema, view)
         yield (
             ("view", qualified),
             ObjectState("view", qualified, frozenset({("definition", _normalise_sql(definition))})),
         )
+
+
+def _mysql_generated_index(name: str, first_column: str | None, foreign_keys: list[str], table: str) -> bool:
+    """Whether MySQL made the index's name: an unnamed index is named after its first column
+    (``team_id``, ``team_id_2`` when taken), the index it creates for a foreign key after the
+    foreign key (``fk_players_team``, ``players_ibfk_1``). ``first_column`` is ``None`` for
+    MySQL 8's functional indexes."""
+    if first_column is not None and re.fullmatch(rf"{re.escape(first_column)}(_\d+)?", name):
+        return True
+    return name in foreign_keys or _constraint_name(name, table) is None
 
 
 def _grouped(rows: Sequence[Any], width: int) -> Iterator[tuple[str, str, list[Any]]]:
@@ -452,16 +706,26 @@ def _mysql_column(
     return " ".join(parts)
 
 
+# --------------------------------------------------------------------------- reflection (SQLite and others)
+
+# SQLAlchemy skips expression indexes on SQLite with this warning; they are taken from the
+# stored SQL instead, and users run with filterwarnings=error.
+_EXPRESSION_INDEX_WARNING = "Skipped unsupported reflection of expression-based index"
+
+
 def _reflect(inspector: Inspector, key: ObjectKey, fingerprint: Any, connection: Connection) -> ObjectState:
     kind, qualified = key
     schema, name = _split(qualified)
     if kind == "view":
         definition = fingerprint if isinstance(fingerprint, str) else inspector.get_view_definition(name, schema)
         return ObjectState(kind, qualified, frozenset({("definition", _normalise_sql(str(definition or "")))}))
-    facts = set(_table_facts(inspector, name, schema, connection.dialect))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_EXPRESSION_INDEX_WARNING, category=sa.exc.SAWarning)
+        facts = list(_table_facts(inspector, name, schema, connection.dialect))
     if connection.dialect.name == "sqlite" and isinstance(fingerprint, tuple):
-        facts.update(_sqlite_trigger_facts(fingerprint))
-    return ObjectState(kind, qualified, frozenset(facts))
+        reflected = {fact.removeprefix("index ") for fact, _ in facts if fact.startswith("index ")}
+        facts += _sqlite_stored_facts(fingerprint, reflected)
+    return _state(kind, qualified, facts)
 
 
 def _table_facts(inspector: Inspector, name: str, schema: str | None, dialect: sa.Dialect) -> Iterator[tuple[str, str]]:
@@ -495,7 +759,7 @@ def _column_detail(column: Mapping[str, Any], dialect: sa.Dialect) -> str:
     parts = [str(type_), "NULL" if column.get("nullable", True) else "NOT NULL"]
     default = column.get("default")
     if default is not None:
-        parts.append(f"DEFAULT {_normalise_default(str(default))}")
+        parts.append(f"DEFAULT {_normalise_default(str(default), dialect.name)}")
     if column.get("computed"):
         parts.append(f"GENERATED {_normalise_sql(str(column['computed'].get('sqltext')))}")
     if column.get("comment"):
@@ -513,12 +777,34 @@ def _index_detail(index: Mapping[str, Any]) -> str:
     return detail
 
 
-def _sqlite_trigger_facts(fingerprint: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+def _sqlite_stored_facts(fingerprint: tuple[str, ...], reflected_indexes: set[str]) -> Iterator[tuple[str, str]]:
+    """Triggers, and the indexes SQLAlchemy does not reflect (on expressions), from sqlite_master."""
     for part in fingerprint[1:]:
         kind, _, rest = part.partition(":")
+        name, _, sql = rest.partition(":")
         if kind == "trigger":
-            name, _, sql = rest.partition(":")
             yield f"trigger {name}", _normalise_sql(sql)
+        elif kind == "index" and name not in reflected_indexes and sql != "None":
+            yield f"index {name}", _sqlite_index_detail(sql)
+
+
+def _sqlite_index_detail(sql: str) -> str:
+    """``CREATE UNIQUE INDEX ix ON users (lower(email)) WHERE x`` -> ``UNIQUE (lower(email)) sqlite_where=x``,
+    the form of a reflected index's detail."""
+    text = _normalise_sql(sql)
+    match = re.match(r"CREATE\s+(UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?\S+\s+ON\s+[^(\s]+\s*", text, re.I)
+    if match is None:
+        return text
+    rest = text[match.end() :]
+    depth, end = 0, len(rest)
+    for position, char in enumerate(rest):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            end = position + 1
+            break
+    detail = ("UNIQUE " if match.group(1) else "") + rest[:end]
+    where = re.match(r"\s*WHERE\s+(.*)", rest[end:], re.I | re.DOTALL)
+    return detail + (f" sqlite_where={where.group(1).strip()}" if where else rest[end:])
 
 
 def _safe(method: Any, name: str, schema: str | None) -> list[dict[str, Any]]:
@@ -536,8 +822,11 @@ def _safe_comment(inspector: Inspector, name: str, schema: str | None) -> str | 
 
 
 def _constraint_name(constraint: str | None, table: str) -> str | None:
-    """A name the database made up (MySQL's ``<table>_ibfk_<n>``) is no name: it changes on a round trip."""
-    if constraint and re.fullmatch(rf"{re.escape(table)}_ibfk_\d+", constraint):
+    """A name the database made up (MySQL's ``<table>_ibfk_<n>``) is no name: it changes on a round trip.
+
+    Any table's: MariaDB renames them with their table, but a migration may have spelled one out.
+    """
+    if constraint and re.fullmatch(r".+_ibfk_\d+", constraint):
         return None
     return constraint
 
@@ -560,10 +849,26 @@ def _normalise_sql(sql: str) -> str:
     return sql
 
 
-def _normalise_default(default: str) -> str:
+# SQLite stores a default as written; these spellings store the same value.
+_SQLITE_NUMBER_STRING = re.compile(r"'([+-]?\d+(?:\.\d+)?)'")
+_SQLITE_KEYWORDS = {"false": "0", "true": "1"}
+_SQLITE_UPPER = {"current_timestamp", "current_date", "current_time", "null"}
+
+
+def _normalise_default(default: str, dialect: str = "") -> str:
+    """A server default in one spelling: outer parentheses go; on SQLite, ``false``/``'0'``/``0``
+    are ``0``, ``'-1'`` is ``-1`` and keywords are upper case, as SQLite stores each the same."""
     text = _normalise_sql(default)
     while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
         text = text[1:-1].strip()
+    if dialect == "sqlite":
+        number = _SQLITE_NUMBER_STRING.fullmatch(text)
+        if number:
+            return number.group(1)
+        if text.lower() in _SQLITE_KEYWORDS:
+            return _SQLITE_KEYWORDS[text.lower()]
+        if text.lower() in _SQLITE_UPPER:
+            return text.upper()
     return text
 
 
