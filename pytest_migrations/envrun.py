@@ -45,6 +45,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import NullPool
 
+from .backends.sqlite import owned_directories
 from .exceptions import (
     ConfigurationError,
     MigrationCheckFailed,
@@ -55,6 +56,7 @@ from .exceptions import (
 )
 from .history import RevisionGraph
 from .project import AlembicProject
+from .sandbox import Allowed, sandboxed
 from .schema import SchemaSnapshot, SnapshotTaker
 from .urls import database_identity, mask, sync_url
 
@@ -229,6 +231,7 @@ class EnvRunner:
             rendered = url.render_as_string(hide_password=False).replace("%", "%%")
             self.config.set_section_option(name, "sqlalchemy.url", rendered)
         self._allowed = frozenset(database_identity(url) for url in self.urls.values())
+        self._sandbox = Allowed.of(list(self.urls.values()), frozenset(owned_directories()))
         if project.customize is not None:
             project.customize(self.config, dict(self.urls))
 
@@ -266,7 +269,7 @@ class EnvRunner:
 
         environment = guard(EnvironmentContext(self.config, script, fn=migrations_fn), self._allowed)
         try:
-            with environment, self._url_variable():
+            with environment, self._url_variable(), sandboxed(self._sandbox):
                 script.run_env()
         except MigrationsError as exc:
             if isinstance(exc, MigrationCheckFailed) or not sessions or sessions[-1].pending is None:

@@ -30,6 +30,11 @@ def _fast_throwaway_connection(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA journal_mode=MEMORY")
 
 
+def owned_directories() -> set[str]:
+    """The folders whose SQLite files belong to the plugin in this process."""
+    return set(_OWNED_DIRECTORIES)
+
+
 class SQLiteBackend:
     """Databases are files in ``directory``; nothing outside it is ever written or removed."""
 

@@ -23,8 +23,9 @@ def test_env_py_that_ignores_the_url_is_stopped_before_any_migration(project: Pr
     result.assert_outcomes(passed=2, failed=4)
     result.stdout.fnmatch_lines(
         [
-            "*env.py connected to sqlite:///*production.db, not to the test database the plugin created; "
-            "no migration was run on it*config.attributes*"
+            "*env.py (line *connectable.connect()*) connected to the SQLite file *production.db, which is not one of "
+            "the throwaway databases pytest-migrations created for this run; the connection was refused before any "
+            "statement ran on it*config.attributes*"
         ]
     )
     assert precious.read_bytes() == before
