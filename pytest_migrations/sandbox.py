@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sysconfig
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -166,8 +167,9 @@ def _refuse(where: str) -> None:
 def _culprit() -> str:
     """The innermost user file on the stack (a revision file or env.py), as ``path:line``."""
     skip = ("site-packages", "/sqlalchemy/", "/alembic/", "pytest_migrations", "<frozen", "<string>")
+    stdlib = tuple({sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]})
     for frame in reversed(traceback.extract_stack()):
-        if not any(part in frame.filename for part in skip):
+        if not any(part in frame.filename for part in skip) and not frame.filename.startswith(stdlib):
             name = Path(frame.filename).name
             what = "env.py" if name == "env.py" else f"revision file {name}"
             return f"{what} (line {frame.lineno}: {frame.line})"
