@@ -29,6 +29,7 @@ import copy
 import os
 import queue
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -59,6 +60,7 @@ from .project import AlembicProject
 from .sandbox import Allowed, sandboxed
 from .schema import SchemaSnapshot, SnapshotTaker
 from .urls import database_identity, mask, sync_url
+from .watchdog import GRACE_SECONDS, Canceller, StepTimeout, Stopped, raise_in_thread, wait
 
 ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "aiomysql", "mariadb": "aiomysql"}
 
@@ -110,6 +112,8 @@ class Session:
     """The schema right before the pending step, when the plan took it: a failure then says what stays."""
     finished: bool = False
     """The plan ran to its end (the run's commit is then checked from a second connection)."""
+    started: float | None = None
+    """When the pending step started (``time.monotonic()``), for the step timeout."""
 
     @property
     def connection(self) -> Connection:
@@ -131,6 +135,7 @@ class Session:
         """
         label = label or ("upgrade" if upgrade else "downgrade")
         self.pending = (label, revision)
+        self.started = time.monotonic()
         self.statements.clear()
         self.committed = False
         if self.fresh_steps:
@@ -168,6 +173,27 @@ def _fresh_script(script: Script | None, *, always: bool) -> Script:
 
 
 Plan = Callable[[Session], Iterator[RevisionStep]]
+
+
+_current_environment: EnvironmentContext | None = None
+
+
+@contextmanager
+def _installed(environment: EnvironmentContext) -> Iterator[EnvironmentContext]:
+    """``with environment:``, except that on exit ``alembic.context`` is left alone unless it is still ours.
+
+    A run abandoned by the watchdog may wake up long after a newer run installed its
+    context; its exit must not tear down the newer run's.
+    """
+    global _current_environment
+    environment.__enter__()
+    _current_environment = environment
+    try:
+        yield environment
+    finally:
+        if _current_environment is environment:
+            _current_environment = None
+            environment.__exit__(None, None, None)
 
 
 def guard(environment: EnvironmentContext, allowed: frozenset[tuple[str, ...]]) -> EnvironmentContext:
@@ -220,9 +246,23 @@ class EnvRunner:
     """
 
     def __init__(
-        self, project: AlembicProject, urls: Mapping[str, URL], snapshots: SnapshotTaker | None = None
+        self,
+        project: AlembicProject,
+        urls: Mapping[str, URL],
+        snapshots: SnapshotTaker | None = None,
+        *,
+        step_timeout: float | None = None,
+        canceller: Canceller | None = None,
     ) -> None:
         self.project = project
+        self.step_timeout = step_timeout or None
+        """Seconds a step may run before it is stopped (``None``: no limit)."""
+        self.canceller = canceller
+        """Cancels statements on the server and says what they wait on (server databases only)."""
+        self.current: Session | None = None
+        """The session of the run in progress (the one whose steps the watchdog times)."""
+        self.stopped: Stopped | None = None
+        """The step the watchdog stopped in the run in progress, if it did."""
         self.urls = {name: driver_url(url, project) for name, url in urls.items()}
         self.snapshots = snapshots or SnapshotTaker()
         """Takes the schema from a second connection after a failed step, to say what stays."""
@@ -244,8 +284,103 @@ class EnvRunner:
 
         :raises MigrationStepFailed: a step or env.py raised; the error names it.
         """
-        if threading.current_thread() is threading.main_thread():
-            end_live_run()  # alembic.context is one per process: one env.py run at a time
+        if threading.current_thread() is not threading.main_thread():
+            return self._run(plan)  # already in a watched thread (an open run's)
+        end_live_run()  # alembic.context is one per process: one env.py run at a time
+        outbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+        def main() -> None:
+            try:
+                outbox.put(("done", self._run(plan)))
+            except BaseException as exc:
+                outbox.put(("error", exc))
+
+        thread = start_env_thread(main)
+        kind, payload = self.watch(outbox, thread)
+        if kind == "error":
+            raise payload
+        if kind == "abandoned":
+            raise self._abandoned(payload)
+        assert kind == "done", kind
+        return list(payload)
+
+    def watch(self, outbox: queue.Queue[tuple[str, Any]], thread: threading.Thread) -> tuple[str, Any]:
+        """Wait for the env.py thread's next message, stopping a step that overruns (see :mod:`.watchdog`)."""
+        kind, payload = wait(outbox, thread, lambda: self._overrun(thread), lambda: self._interrupt(thread))
+        if kind == "closed" and self.stopped is not None:
+            return ("abandoned", self.stopped)
+        return kind, payload
+
+    def _overrun(self, thread: threading.Thread) -> Stopped | None:
+        session, stopped = self.current, self.stopped
+        now = time.monotonic()
+        if stopped is not None:
+            if thread.is_alive() and now - stopped.since > 1 and session is not None and session.pending:
+                raise_in_thread(thread, StepTimeout)  # still in the step after the cancel: stuck in Python
+            if thread.is_alive() and now - stopped.since > GRACE_SECONDS:
+                stopped.abandoned = True
+                return stopped
+            return None
+        if not self.step_timeout or session is None or session.pending is None or session.started is None:
+            return None
+        if now - session.started < self.step_timeout:
+            return None
+        label, revision = session.pending
+        running = next((st.sql for st in reversed(session.statements) if not st.done), None)
+        waits = self._safely(lambda: self.canceller.describe_waits() if self.canceller else None)
+        self.stopped = Stopped(label, revision, now - session.started, running, waits)
+        self._cancel(session)
+        return None
+
+    def _cancel(self, session: Session | None) -> None:
+        """Cancel what runs on the server (or interrupt SQLite), so a blocked driver call returns."""
+        if self.canceller is not None:
+            self._safely(self.canceller.cancel)
+        elif session is not None and session.context.connection is not None:
+            dbapi = session.context.connection.connection.dbapi_connection
+            interrupt = getattr(dbapi, "interrupt", None)
+            if callable(interrupt):
+                self._safely(interrupt)
+
+    def _interrupt(self, thread: threading.Thread) -> None:
+        """Ctrl-C: stop the env.py thread too, so one Ctrl-C ends everything."""
+        self._cancel(self.current)
+        raise_in_thread(thread, KeyboardInterrupt)
+        thread.join(timeout=2)
+
+    @staticmethod
+    def _safely(action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except Exception:  # the server may be gone too: the timeout is reported either way
+            return None
+
+    def _abandoned(self, stopped: Stopped) -> MigrationStepFailed:
+        """The failure of a step whose thread never gave up after being stopped."""
+        rev = self.project.graph[stopped.revision]
+        exc = StepTimeout(f"{stopped.label} of {stopped.revision} ran past the step timeout")
+        summary, sections = self._timeout_report(stopped, rev.label)
+        sections.append(
+            ("what happened", "the step did not stop when asked; its thread was abandoned and its database dropped")
+        )
+        return MigrationStepFailed(summary, StepContext(rev.id, rev.path, stopped.label), exc, sections)
+
+    def _timeout_report(self, stopped: Stopped, label: str) -> tuple[str, list[tuple[str, str]]]:
+        summary = (
+            f"{stopped.label} of revision {label} did not finish within {self.step_timeout:.0f} s "
+            "(--migrations-step-timeout) and was stopped"
+        )
+        sections: list[tuple[str, str]] = []
+        if stopped.statement:
+            sections.append(("statement running", stopped.statement[:500]))
+        if stopped.waits:
+            sections.append(("waiting on", stopped.waits))
+        elif not stopped.statement:
+            sections.append(("waiting on", "no SQL statement was running: the step was busy or sleeping in Python"))
+        return summary, sections
+
+    def _run(self, plan: Plan) -> list[Session]:
+        self.stopped = None
         project, graph = self.project, self.project.graph
         script = project.script
         sessions: list[Session] = []
@@ -263,13 +398,14 @@ class EnvRunner:
             session = Session(context=context, script=script, graph=graph, applied=applied, index=len(sessions))
             session.reload_modules = bool(project.url_variable)
             sessions.append(session)
+            self.current = session
             if context.connection is not None:
                 _record_statements(context.connection, session)
             return _finishing(plan(session), session)
 
         environment = guard(EnvironmentContext(self.config, script, fn=migrations_fn), self._allowed)
         try:
-            with environment, self._url_variable(), sandboxed(self._sandbox):
+            with _installed(environment), self._url_variable(), sandboxed(self._sandbox):
                 script.run_env()
         except MigrationsError as exc:
             if isinstance(exc, MigrationCheckFailed) or not sessions or sessions[-1].pending is None:
@@ -365,6 +501,10 @@ class EnvRunner:
         where = StepContext(rid, rev.path, label, tuple(r for _, r in session.completed))
         summary = f"{label} of revision {rev.label} raised {type(exc).__name__}: {exc}"
         sections = [("raised at", _user_frames(exc, rev.path))]
+        stopped = self.stopped
+        if stopped is not None and stopped.revision == rid:
+            summary, timeout_sections = self._timeout_report(stopped, rev.label)
+            sections = [*timeout_sections, ("stopped at", _user_frames(exc, rev.path))]
         hint = _hint(exc, label, rev.path.name)
         if hint:
             sections.append(("fix", hint))
@@ -550,27 +690,15 @@ class LiveRun:
         self._outbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.busy = False
         self.alive = True
-        # The thread sees the caller's context variables (an application context env.py may rely on).
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=context.run, args=(self._main,), name="pytest-migrations env.py", daemon=True
-        )
-        self._thread.start()
+        self._thread = start_env_thread(self._main)
 
     def _main(self) -> None:
-        # Older async env.py files call asyncio.get_event_loop(), which has no loop to give
-        # in a thread; asyncio.run() (today's template) makes its own either way.
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
         try:
             self.runner.run(self._feed)
         except BaseException as exc:  # handed to the caller waiting in execute()
             self._outbox.put(("error", exc))
         else:
             self._outbox.put(("closed", None))
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
 
     def _feed(self, session: Session) -> Iterator[RevisionStep]:
         while True:
@@ -585,11 +713,14 @@ class LiveRun:
         """Run ``plan`` in the open run; re-raise its failure (the run is then over)."""
         self.busy = True
         self._inbox.put(plan)
-        kind, payload = self._outbox.get()
+        kind, payload = self.runner.watch(self._outbox, self._thread)
         self.busy = False
         if kind == "error":
             self.alive = False
             raise payload
+        if kind == "abandoned":
+            self.alive = False
+            raise self.runner._abandoned(payload)
         if kind == "closed":  # env.py ended the run by itself (it never called run_migrations)
             self.alive = False
 
@@ -603,10 +734,33 @@ class LiveRun:
             return
         self.alive = False
         self._inbox.put(self._CLOSE)
-        kind, payload = self._outbox.get()
+        kind, payload = self.runner.watch(self._outbox, self._thread)
         self._thread.join(timeout=30)
         if kind == "error":
             raise payload
+
+
+def start_env_thread(target: Callable[[], None]) -> threading.Thread:
+    """Start a daemon thread for an env.py run, with the caller's context variables and an event loop.
+
+    The thread sees the caller's context variables (an application context env.py may
+    rely on). Older async env.py files call asyncio.get_event_loop(), which has no loop
+    to give in a thread; asyncio.run() (today's template) makes its own either way.
+    """
+
+    def main() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            target()
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(main,), name="pytest-migrations env.py", daemon=True)
+    thread.start()
+    return thread
 
 
 _active_live: LiveRun | None = None

@@ -35,6 +35,7 @@ def _migrations_harnesses(
         worker_id(request.config),
         baseline,
         settings.policy,
+        settings.step_timeout,
     )
     try:
         yield harnesses

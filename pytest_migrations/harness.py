@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from .backends import Backend, database_name, run_id
+from .backends.waits import ServerCanceller
 from .envrun import EnvRunner, LiveRun, Plan, Session
 from .exceptions import ConfigurationError, MigrationStepFailed
 from .history import RevisionGraph
@@ -61,6 +62,7 @@ class Harness:
         checkpoint_every: int = 8,
         baseline: MetaData | None = None,
         policy: Policy | None = None,
+        step_timeout: float | None = None,
     ) -> None:
         self.project = project
         self.backend = backend
@@ -78,6 +80,8 @@ class Harness:
         self._owned: dict[str, DatabaseSet] = {}
         self._templates: dict[frozenset[str], DatabaseSet] = {}
         self._live: tuple[str, LiveRun] | None = None
+        self.step_timeout = step_timeout
+        """Seconds one step may run before the watchdog stops it (``None``: no limit)."""
         self.policy = policy or Policy()
         """The downgrades not to test and the differences to accept."""
         self.env_error: ConfigurationError | None = None
@@ -189,7 +193,12 @@ class Harness:
 
     def runner(self, dbs: DatabaseSet) -> EnvRunner:
         if dbs.key not in self._runners:
-            self._runners[dbs.key] = EnvRunner(self.project, dbs.urls, self.snapshots)
+            canceller = None
+            if self.backend.dialect != "sqlite":
+                canceller = ServerCanceller(self.backend, list(dbs.names.values()))
+            self._runners[dbs.key] = EnvRunner(
+                self.project, dbs.urls, self.snapshots, step_timeout=self.step_timeout, canceller=canceller
+            )
         return self._runners[dbs.key]
 
     def run(self, dbs: DatabaseSet, plan: Plan) -> list[Session]:

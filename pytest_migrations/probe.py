@@ -81,7 +81,9 @@ def placeholder_url(database: str, server_url: str | None = None) -> URL:
     creates; without one, ``localhost``; for SQLite, a file in the temporary directory.
     """
     if database == "sqlite":
-        return URL.create("sqlite", database=str(Path(tempfile.gettempdir()) / f"{PLACEHOLDER_DATABASE}.db"))
+        # Per process: a file another run's revision code created must not look like ours.
+        name = f"{PLACEHOLDER_DATABASE}_{os.getpid()}.db"
+        return URL.create("sqlite", database=str(Path(tempfile.gettempdir()) / name))
     base = make_url(server_url) if server_url else URL.create(database, host="localhost")
     return with_driver(base).set(database=PLACEHOLDER_DATABASE)
 

@@ -190,10 +190,12 @@ class Harnesses:
         worker: str | None,
         baseline: MetaData | None = None,
         policy: Policy | None = None,
+        step_timeout: float | None = None,
     ) -> None:
         self.project = project
         self.baseline = baseline
         self.policy = policy
+        self.step_timeout = step_timeout
         self.pool = pool
         self.sqlite_dir = sqlite_dir
         self.worker = worker
@@ -212,6 +214,7 @@ class Harnesses:
                 checkpoint_every=CHECKPOINT_EVERY[dialect],
                 baseline=self.baseline,
                 policy=self.policy,
+                step_timeout=self.step_timeout,
             )
         return self._harnesses[dialect]
 

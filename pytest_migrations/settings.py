@@ -16,6 +16,9 @@ from .urls import mask_passwords
 DATABASES = ("sqlite", "postgresql", "mysql")
 PROVIDERS = ("auto", "url", "container", "local")
 URL_ENVIRONMENT = "PYTEST_MIGRATIONS_URL"
+DEFAULT_STEP_TIMEOUT = 120.0
+"""On a throwaway database with a handful of rows no correct step takes minutes, while a step that
+waits on a lock or sleeps never ends: two minutes leaves a slow CI machine room and still ends a hang."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class Settings:
     """``module:attr`` of a MetaData every fresh database is created with, before any revision."""
     x_arguments: tuple[str, ...]
     """``key=value`` pairs handed to env.py as ``alembic -x`` arguments."""
+    step_timeout: float | None = DEFAULT_STEP_TIMEOUT
+    """Seconds one migration step may run before it is stopped; ``None``: no limit."""
     policy: Policy = field(default_factory=Policy)
     """Downgrades not to test (``*``, a floor) and differences to accept."""
 
@@ -96,6 +101,15 @@ class Settings:
             raise pytest.UsageError(
                 f"migrations_timeout must be a positive number of seconds, not {raw_timeout!r}"
             ) from None
+        raw_step = pick("migrations_step_timeout", "migrations_step_timeout")
+        try:
+            step_timeout = float(str(raw_step))
+            if step_timeout < 0:
+                raise ValueError
+        except ValueError:
+            raise pytest.UsageError(
+                f"migrations_step_timeout must be a number of seconds (0: no limit), not {raw_step!r}"
+            ) from None
         enabled = config.getoption("migrations") or bool(config.getini("migrations_enabled"))
         irreversible = _words(config.getini("migrations_irreversible"))
         try:
@@ -128,6 +142,7 @@ class Settings:
             baseline=str(pick("migrations_baseline", "migrations_baseline") or "") or None,
             x_arguments=tuple(config.getoption("migrations_x") or config.getini("migrations_x_arguments") or ()),
             policy=policy,
+            step_timeout=step_timeout or None,
         )
 
 
@@ -217,6 +232,11 @@ def add_options(parser: pytest.Parser) -> None:
         action="append",
         help="An `alembic -x` argument for env.py's context.get_x_argument() (repeat for several).",
     )
+    group.addoption(
+        "--migrations-step-timeout",
+        metavar="SECONDS",
+        help=f"Stop a migration step running longer than this ({DEFAULT_STEP_TIMEOUT:.0f}; 0: no limit).",
+    )
     group.addoption("--migrations-timeout", metavar="SECONDS", help="Wait for a started server at most this long (60).")
     group.addoption("--migrations-postgresql-image", metavar="IMAGE", help="PostgreSQL image (postgres:15).")
     group.addoption("--migrations-mysql-image", metavar="IMAGE", help="MySQL/MariaDB image (mariadb:10.11).")
@@ -253,5 +273,10 @@ def add_options(parser: pytest.Parser) -> None:
         "migrations_x_arguments", "`alembic -x` arguments for env.py, one per line.", type="linelist", default=[]
     )
     parser.addini("migrations_timeout", "Seconds to wait for a started server.", default="60")
+    parser.addini(
+        "migrations_step_timeout",
+        "Seconds one migration step may run before it is stopped (0: no limit).",
+        default=str(DEFAULT_STEP_TIMEOUT),
+    )
     parser.addini("migrations_postgresql_image", "PostgreSQL image for the container provider.", default="")
     parser.addini("migrations_mysql_image", "MySQL/MariaDB image for the container provider.", default="")
