@@ -61,6 +61,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove_quietly(container: Any) -> None:
+    try:
+        container.stop()
+    except BaseException:
+        pass
+
+
+def _check_image(image: str, dialect: str) -> None:
+    """Fail at once, naming the image and the option, when it is neither here nor pullable."""
+    import docker
+
+    client = _client()
+    try:
+        client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        client.images.pull(image)
+    except docker.errors.DockerException as exc:
+        raise ProviderError(
+            f"the image {image} cannot be found on this Docker engine or pulled ({_first_line(exc)}); pull or build "
+            f"it, or name another {dialect} image with --migrations-{dialect}-image (migrations_{dialect}_image)"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def start(dialect: str, image: str, timeout: float = 60.0) -> Server:
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     from testcontainers.core.config import testcontainers_config
@@ -79,6 +110,7 @@ def start(dialect: str, image: str, timeout: float = 60.0) -> Server:
             "Start Docker, pass a server URL with --migrations-url, or use --migrations-provider local"
         )
     remove_stale()
+    _check_image(image, dialect)
     password = secrets.token_hex(12)
     labels = {LABEL: str(os.getpid()), "pytest-migrations.host": socket.gethostname()}
     container: Any
@@ -91,7 +123,10 @@ def start(dialect: str, image: str, timeout: float = 60.0) -> Server:
         container.with_command("postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
     try:
         container.start()
-    except Exception as exc:
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # Ctrl-C while the container starts: remove it, then stop
+            _remove_quietly(container)
+            raise
         try:
             logs = container.get_logs()
             tail = b"".join(part or b"" for part in logs).decode(errors="replace")[-2000:]
