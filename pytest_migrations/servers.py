@@ -2,9 +2,24 @@
 
 The controller process (the only process without xdist) owns a :class:`ServerPool`: it
 starts servers, holds a *run lock* on each (a PostgreSQL advisory lock, a MySQL named
-lock) for as long as the run lives, removes databases that runs which died left behind
-(their lock is free), and stops what it started. xdist workers receive the admin URLs
-through ``workerinput`` and never start or stop anything.
+lock) for as long as the run lives, removes what runs which died left behind, and stops
+what it started. xdist workers receive the admin URLs (and the per-run user's, see
+below) through ``workerinput`` and never start, clean or stop anything.
+
+**Dead-run clean-up** drops a database only when all of these hold: its name has the
+plugin's exact form (:data:`~pytest_migrations.backends.OWN_DATABASE`), it carries the
+plugin's marker (:func:`~pytest_migrations.backends.marker`) naming the same run id as
+the name, and that run's lock is free. A user database that merely starts with
+``pytest_migrations_``, a well-formed name without the marker (made by hand, or on a
+server without database comments such as MySQL 8), a marker of another run: all are
+left alone. Lock keys are computed from the run id alone (8 hex characters), the same
+in every process.
+
+**MySQL/MariaDB** migrations run as a per-run user ``pm_<run>`` limited to the run's
+databases (see :mod:`pytest_migrations.backends.server`), made by the controller after
+it took the run lock and dropped at :meth:`ServerPool.stop`; users ``pm_<run>`` of runs
+whose lock is free are dropped by the dead-run clean-up. When the URL's user may not
+create users, migrations run as that user, and the report header says so.
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
-from .backends import PREFIX, Backend, run_id
+from .backends import PREFIX, RUN_ID, Backend, run_id, run_of
 from .backends.server import MySQLBackend, PostgreSQLBackend, ServerBackend
 from .backends.sqlite import SQLiteBackend
 from .exceptions import ProviderError
@@ -34,14 +49,26 @@ _LOCK_CLASS = 0x706D  # first key of the PostgreSQL advisory lock: "pm"
 
 
 def backend_for(server: Server) -> ServerBackend:
-    return BACKENDS[server.dialect](server.admin_url, source=server.source)
+    """The backend of ``server``: admin work on its admin URL, databases handed out with its run user's."""
+    return BACKENDS[server.dialect](server.admin_url, source=server.source, run_url=server.run_url)
 
 
-def _pg_key(run: str) -> int:
-    return int(run, 16) % (2**31) if all(c in "0123456789abcdef" for c in run) else abs(hash(run)) % (2**31)
+def run_lock_key(run: str) -> int:
+    """The second key of run ``run``'s PostgreSQL advisory lock: its 32 bits as a signed int4, the same everywhere."""
+    if not RUN_ID.match(run):
+        raise ValueError(f"not a run id: {run!r}")
+    value = int(run, 16)
+    return value - 2**32 if value >= 2**31 else value
 
 
-@dataclass
+def run_lock_name(run: str) -> str:
+    """The MySQL named lock of run ``run``."""
+    if not RUN_ID.match(run):
+        raise ValueError(f"not a run id: {run!r}")
+    return f"{PREFIX}_{run}"
+
+
+@dataclass(repr=False)
 class ServerPool:
     """Servers by dialect. ``owner`` pools (the controller) start, lock, clean and stop them."""
 
@@ -55,6 +82,12 @@ class ServerPool:
     removed_leftovers: int = 0
     _locks: list[Connection] = field(default_factory=list)
     _engines: list[sa.Engine] = field(default_factory=list)
+    _run_users: set[str] = field(default_factory=set)
+    """Dialects on whose server this pool made the per-run user (dropped by :meth:`stop`)."""
+
+    def __repr__(self) -> str:
+        urls = {dialect: mask(url) for dialect, url in self.urls.items()}
+        return f"<ServerPool urls={urls} provider={self.provider!r} owner={self.owner} servers={self.servers}>"
 
     def get(self, dialect: str) -> Server:
         if dialect not in self.servers:
@@ -77,7 +110,8 @@ class ServerPool:
     def describe(self, dialect: str) -> str:
         server = self.servers.get(dialect)
         if server is not None:
-            return f"{dialect} via {server.source} {server.detail or mask(server.admin_url)}".strip()
+            line = f"{dialect} via {server.source} {server.detail or mask(server.admin_url)}".strip()
+            return f"{line} ({server.run_user_note})" if server.run_user_note else line
         if dialect in self.urls:
             return f"{dialect} via url {mask(self.urls[dialect])}"
         how = self.provider if self.provider != "auto" else "container if Docker answers, else local"
@@ -85,36 +119,79 @@ class ServerPool:
 
     def _lock_and_clean(self, server: Server) -> None:
         backend = backend_for(server)
-        engine = sa.create_engine(backend.server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        self._engines.append(engine)
-        with backend.admin():  # a clear ProviderError when the server cannot be reached
-            pass
-        lock = engine.connect()
-        self._locks.append(lock)
-        run = run_id()
-        if not _try_lock(lock, server.dialect, run):
-            return
-        for name in _own_databases(lock, server.dialect):
-            other = name[len(PREFIX) + 1 :].split("_", 1)[0]
+        try:
+            engine = sa.create_engine(backend.server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+            self._engines.append(engine)
+            with backend.admin():  # a clear ProviderError when the server cannot be reached
+                pass
+            lock = engine.connect()
+            self._locks.append(lock)
+            run = run_id()
+            if not _try_lock(lock, server.dialect, run):
+                # Another pool of this very run (same run id) holds it: it cleans, and owns the per-run user.
+                if isinstance(backend, MySQLBackend):
+                    server.run_user_note = (
+                        f"migrations run as {server.admin_url.username or 'the URL user'}: another process of run "
+                        f"{run} holds its lock and its per-run user"
+                    )
+                return
+            self._remove_dead_databases(backend, engine, run)
+            if isinstance(backend, MySQLBackend):
+                self._remove_dead_users(backend, engine, run)
+                server.run_url, server.run_user_note = backend.create_run_user(run)
+                if server.run_url is not None:
+                    self._run_users.add(server.dialect)
+        finally:
+            backend.close()
+
+    def _remove_dead_databases(self, backend: ServerBackend, engine: sa.Engine, run: str) -> None:
+        """Drop the databases of dead runs: exact name form, the marker of the name's run, that run's lock free."""
+        with backend.admin() as conn:
+            found = backend.databases(conn)
+        for name, marked in sorted(found.items()):
+            other = run_of(name)
+            if other is None or other == run or marked != other:
+                continue
+            probe = engine.connect()
+            try:
+                if _try_lock(probe, backend.dialect, other):
+                    backend.drop(name)
+                    self.removed_leftovers += 1
+            except sa.exc.DBAPIError:
+                pass  # not ours to drop after all (another role owns it): left alone
+            finally:
+                probe.close()
+
+    def _remove_dead_users(self, backend: MySQLBackend, engine: sa.Engine, run: str) -> None:
+        """Drop the per-run users ``pm_<run>`` of runs whose lock is free."""
+        with backend.admin() as conn:
+            users = backend.run_users(conn)
+        for other in sorted(users):
             if other == run:
                 continue
             probe = engine.connect()
             try:
-                if _try_lock(probe, server.dialect, other):
-                    backend.drop(name)
-                    self.removed_leftovers += 1
+                if _try_lock(probe, backend.dialect, other):
+                    backend.drop_run_user(other)
+            except sa.exc.DBAPIError:
+                pass
             finally:
                 probe.close()
-        backend.close()
 
     def stop(self) -> None:
-        """Drop what this run left (a killed worker's, an interrupted walk's), release the locks, stop servers."""
+        """Drop what this run left (a killed worker's, an interrupted walk's) and its user; unlock; stop servers."""
         if self.owner:
             for server in self.servers.values():
                 try:
                     self._drop_run_databases(server)
                 except Exception:
                     pass
+                if server.dialect in self._run_users:
+                    try:
+                        self._drop_run_user(server)
+                    except Exception:
+                        pass
+            self._run_users.clear()
         for lock in self._locks:
             try:
                 lock.close()
@@ -130,13 +207,22 @@ class ServerPool:
         self.servers.clear()
 
     def _drop_run_databases(self, server: Server) -> None:
+        """Drop every database of this run: the exact name form with this run's id (the run lock is ours)."""
         backend = backend_for(server)
         run = run_id()
         try:
             with backend.admin() as conn:
-                names = [n for n in _own_databases(conn, server.dialect) if n.startswith(f"{PREFIX}_{run}_")]
+                names = [n for n in backend.databases(conn) if run_of(n) == run]
             for name in names:
                 backend.drop(name)
+        finally:
+            backend.close()
+
+    def _drop_run_user(self, server: Server) -> None:
+        backend = backend_for(server)
+        try:
+            if isinstance(backend, MySQLBackend):
+                backend.drop_run_user(run_id())
         finally:
             backend.close()
 
@@ -144,7 +230,13 @@ class ServerPool:
         return {
             "run": run_id(),
             "servers": {
-                d: [s.admin_url.render_as_string(hide_password=False), s.source, s.detail]
+                d: {
+                    "admin_url": s.admin_url.render_as_string(hide_password=False),
+                    "source": s.source,
+                    "detail": s.detail,
+                    "run_url": s.run_url.render_as_string(hide_password=False) if s.run_url is not None else None,
+                    "run_user_note": s.run_user_note,
+                }
                 for d, s in self.servers.items()
             },
         }
@@ -153,8 +245,16 @@ class ServerPool:
     def from_workerinput(cls, data: dict[str, Any], base: ServerPool) -> ServerPool:
         pool = cls(base.urls, base.provider, base.images, base.timeout, base.workdir, owner=False)
         os.environ["PYTEST_MIGRATIONS_RUN_ID"] = data["run"]  # database names carry the controller's run id
-        for dialect, (url, source, detail) in data.get("servers", {}).items():
-            pool.servers[dialect] = Server(dialect, make_url(url), source, detail)
+        for dialect, given in data.get("servers", {}).items():
+            run_url = given.get("run_url")
+            pool.servers[dialect] = Server(
+                dialect,
+                make_url(given["admin_url"]),
+                given["source"],
+                given.get("detail", ""),
+                run_url=make_url(run_url) if run_url else None,
+                run_user_note=given.get("run_user_note", ""),
+            )
         return pool
 
 
@@ -162,17 +262,8 @@ def _try_lock(conn: Connection, dialect: str, run: str) -> bool:
     """Take the run lock of ``run`` on ``conn``; ``False`` when another session holds it."""
     if dialect == "postgresql":
         query = sa.text("SELECT pg_try_advisory_lock(:c, :k)")
-        return bool(conn.execute(query, {"c": _LOCK_CLASS, "k": _pg_key(run)}).scalar())
-    return conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": f"{PREFIX}_{run}"}).scalar() == 1
-
-
-def _own_databases(conn: Connection, dialect: str) -> list[str]:
-    if dialect == "postgresql":
-        query = sa.text("SELECT datname FROM pg_database WHERE starts_with(datname, :p)")
-    else:
-        query = sa.text("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE LEFT(SCHEMA_NAME, :n) = :p")
-    prefix = f"{PREFIX}_"
-    return [row[0] for row in conn.execute(query, {"p": prefix, "n": len(prefix)})]
+        return bool(conn.execute(query, {"c": _LOCK_CLASS, "k": run_lock_key(run)}).scalar())
+    return conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": run_lock_name(run)}).scalar() == 1
 
 
 CHECKPOINT_EVERY = {"sqlite": 8, "postgresql": 64, "mysql": 64}
@@ -200,13 +291,32 @@ class Harnesses:
         self.sqlite_dir = sqlite_dir
         self.worker = worker
         self._harnesses: dict[str, Harness] = {}
+        self._errors: dict[str, ProviderError] = {}
+        """Why a database kind cannot be had in this process, once seen: every later item fails with it at once."""
 
     def get(self, dialect: str) -> Harness:
-        if dialect not in self._harnesses:
+        """The harness of ``dialect``.
+
+        :raises ProviderError: its server cannot be had, or its user may not create
+            databases; remembered, so every later call raises the same one at once.
+        """
+        error = self._errors.get(dialect)
+        harness = self._harnesses.get(dialect)
+        if error is None and harness is not None:
+            error = getattr(harness.backend, "failure", None)
+            if error is not None:
+                self._errors[dialect] = error
+        if error is not None:
+            raise error.with_traceback(None)
+        if harness is None:
             if dialect == "sqlite":
                 backend: Backend = SQLiteBackend(self.sqlite_dir)
             else:
-                backend = backend_for(self.pool.get(dialect))
+                try:
+                    backend = backend_for(self.pool.get(dialect))
+                except ProviderError as exc:
+                    self._errors[dialect] = exc
+                    raise
             self._harnesses[dialect] = Harness(
                 self.project,
                 backend,

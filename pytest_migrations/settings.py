@@ -155,12 +155,17 @@ def _urls(config: pytest.Config) -> dict[str, str]:
     given += _words(os.environ.get(URL_ENVIRONMENT, ""))
     for dialect in ("postgresql", "mysql"):
         given += _words(os.environ.get(f"PYTEST_MIGRATIONS_{dialect.upper()}_URL", ""))
+    from .urls import server_url_text
+
     urls: dict[str, str] = {}
-    for url in given:
+    # Each URL as text whose repr is masked, a ?password= parameter moved into its password field.
+    for url in map(server_url_text, given):
         try:
             dialect = dialect_of(url)
         except Exception as exc:
-            raise pytest.UsageError(f"--migrations-url {mask_passwords(url)} is not a database URL: {exc}") from None
+            raise pytest.UsageError(
+                f"--migrations-url {mask_passwords(url)} is not a database URL: {mask_passwords(str(exc))}"
+            ) from None
         if dialect not in ("postgresql", "mysql"):
             raise pytest.UsageError(
                 f"--migrations-url {mask_passwords(url)}: {dialect} is not a server the plugin can use; "

@@ -1,4 +1,16 @@
-"""Database URLs: masking passwords and telling two URLs' databases apart."""
+"""Database URLs: masking passwords and telling two URLs' databases apart.
+
+Every URL the plugin prints, or keeps where it may be printed (an error message, a
+report header, a ``repr``), goes through :func:`mask` (a URL) or :func:`mask_passwords`
+(free text that may hold URLs). Both hide a password wherever it is written:
+
+- ``scheme://user:password@host`` and a scheme-less ``user:password@host/db``;
+- query parameters ``?password=...``, ``passwd``, ``pwd`` and ``sslpassword``.
+
+Server URLs are also normalised when they are read (:func:`password_in_field`): a
+``password`` (or ``passwd``) query parameter is moved into the URL's password field,
+so that everything downstream, SQLAlchemy's own ``repr`` included, hides it.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +19,72 @@ import re
 
 from sqlalchemy.engine import URL, make_url
 
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<tail>@)", re.I)
+SECRET_PARAMETERS = ("password", "passwd", "pwd", "sslpassword")
+"""Query parameters whose value is a secret (masked wherever they appear)."""
+
+_MOVED_PARAMETERS = ("password", "passwd")
+"""Query parameters that mean the URL's password: moved into its password field when a URL is read."""
+
+_PASSWORD_IN_URL = re.compile(
+    r"(?P<head>(?:\b[a-z][a-z0-9+.-]*://)?(?<![\w.+-])[^\s:/@'\"<>()\[\]]+:)(?P<pw>[^\s@/'\"][^\s'\"]*)(?P<tail>@)",
+    re.I,
+)
+_PASSWORD_PARAMETER = re.compile(
+    rf"(?P<head>(?<![\w-])(?:{'|'.join(SECRET_PARAMETERS)})=)(?P<pw>[^&;\s'\"]+)",
+    re.I,
+)
 
 
 def mask(url: URL | str) -> str:
-    """The URL as text with its password replaced by ``***``: the only form the plugin prints."""
+    """The URL as text with every password replaced by ``***``: the only form the plugin prints."""
     if isinstance(url, str):
         try:
-            return make_url(url).render_as_string(hide_password=True)
+            parsed = make_url(url)
         except Exception:  # a string that is not a URL is masked textually
             return mask_passwords(url)
-    return url.render_as_string(hide_password=True)
+        return mask(parsed)
+    return mask_passwords(password_in_field(url).render_as_string(hide_password=True))
 
 
 def mask_passwords(text: str) -> str:
-    """Mask every ``scheme://user:password@`` found in free text."""
-    return _PASSWORD_IN_URL.sub(r"\g<head>***\g<tail>", text)
+    """Mask every password in free text: ``[scheme://]user:password@`` and ``password=...`` parameters."""
+    text = _PASSWORD_IN_URL.sub(lambda m: m.group(0) if m["pw"] == "***" else f"{m['head']}***{m['tail']}", text)
+    return _PASSWORD_PARAMETER.sub(r"\g<head>***", text)
+
+
+def password_in_field(url: URL) -> URL:
+    """``url`` with a ``password``/``passwd`` query parameter moved into its password field.
+
+    The query value wins over a password in the URL itself, as it does for the drivers
+    (psycopg2 lets query parameters override the URL's parts).
+    """
+    found = [key for key in url.query if key.lower() in _MOVED_PARAMETERS]
+    if not found:
+        return url
+    value = url.query[found[-1]]
+    password = value[-1] if isinstance(value, tuple) else value
+    return url.difference_update_query(found).set(password=password)
+
+
+class SecretURL(str):
+    """A URL kept as text whose ``repr`` is masked: safe in a dataclass, a local shown by ``--showlocals``, a log."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(mask(str(self)))
+
+
+def server_url_text(text: str) -> SecretURL:
+    """A server URL as given, read once: a ``password`` query parameter moved into the password field.
+
+    Text that is not a URL is kept as it is (the caller reports it, masked).
+    """
+    try:
+        url = make_url(text)
+    except Exception:
+        return SecretURL(text)
+    return SecretURL(password_in_field(url).render_as_string(hide_password=False) if url.query else text)
 
 
 def database_identity(url: URL) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 
 from ..exceptions import ConfigurationError, ProviderError
+from ..urls import password_in_field
 
 SERVER_DIALECTS = ("postgresql", "mysql")
 DEFAULT_IMAGES = {"postgresql": "postgres:15", "mysql": "mariadb:10.11"}
@@ -36,10 +37,15 @@ class Server:
 
     dialect: str
     admin_url: URL
+    """Creates, clones and drops the plugin's databases (never handed to env.py)."""
     source: str
     """``url``, ``container`` or ``local``: shown in the report header."""
     detail: str = ""
     stop: Callable[[], None] | None = field(default=None, repr=False)
+    run_url: URL | None = None
+    """The credentials migrations run with, when they differ from the admin's (MySQL's per-run user)."""
+    run_user_note: str = ""
+    """How migrations are fenced on this server (or why they are not), for the report header."""
 
 
 _ALIASES = {"postgres": "postgresql", "mariadb": "mysql"}
@@ -52,7 +58,12 @@ def dialect_of(url: str | URL) -> str:
 
 
 def with_driver(url: URL) -> URL:
-    """A URL without an explicit driver gets the plugin's default sync driver."""
+    """A URL without an explicit driver gets the plugin's default sync driver.
+
+    A ``password`` (or ``passwd``) query parameter is moved into the password field, so
+    every URL derived from a server URL masks it when printed.
+    """
+    url = password_in_field(url)
     if url.drivername.split("+")[0] == "postgres":  # Heroku-style URLs; SQLAlchemy wants postgresql
         url = url.set(drivername=url.drivername.replace("postgres", "postgresql", 1))
     if "+" in url.drivername:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
-from ..conftest import SERVER_URLS, plugin_databases, server_url
+from pytest_migrations.providers import with_driver
+from pytest_migrations.servers import run_lock_key
+
+from ..conftest import RUN_ID, SERVER_URLS, plugin_databases, server_url
 from ..helpers import Project, users_table
 
 DIALECTS = ["postgresql", "mysql"]
@@ -188,30 +193,66 @@ def test_password_never_appears_in_output(project: Project, dialect: str) -> Non
     assert "***" in output
 
 
-def test_leftovers_of_a_killed_run_are_removed_and_live_runs_kept(project: Project) -> None:
-    """A database of a run that died (its run lock is free) is dropped; one of a live run (lock held) is kept."""
-    url = server_url("postgresql")
-    admin = sa.create_engine(
-        SERVER_URLS["postgresql"].replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        for name in ("pytest_migrations_deadbeef_main_1", "pytest_migrations_cafe0001_main_1"):
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    live = admin.connect()
+def _pg_rows(admin: sa.Engine, database: str) -> dict[str, int]:
+    """Tables of ``database`` (schema public) with their row counts."""
+    engine = sa.create_engine(admin.url.set(database=database), poolclass=NullPool)
     try:
-        assert live.execute(
-            sa.text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": 0x706D, "k": 0xCAFE0001 % 2**31}
+        with engine.connect() as conn:
+            tables = [r[0] for r in conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname='public'")]
+            return {t: conn.exec_driver_sql(f'SELECT count(*) FROM "{t}"').scalar_one() for t in tables}
+    finally:
+        engine.dispose()
+
+
+def test_leftovers_of_a_killed_run_are_removed_and_live_runs_kept(project: Project) -> None:
+    """Only marked databases of runs whose lock is free are dropped; live runs', user and unmarked ones keep their rows."""
+    url = server_url("postgresql")
+    dead, live, other = (uuid.uuid4().hex[:8] for _ in range(3))
+    leftover = f"pytest_migrations_{dead}_main_1"
+    kept_live = f"pytest_migrations_{live}_main_1"
+    customer = f"pytest_migrations_customerdata_{RUN_ID}"  # a user's database that only shares the prefix
+    unmarked = f"pytest_migrations_{dead}_main_2"  # the exact form, but no marker: not provably the plugin's
+    foreign_marker = f"pytest_migrations_{dead}_gw0_3"  # a marker naming another run than the name
+    comments = {
+        leftover: f"pytest-migrations run {dead}",
+        kept_live: f"pytest-migrations run {live}",
+        customer: f"pytest-migrations run {dead}",
+        unmarked: None,
+        foreign_marker: f"pytest-migrations run {other}",
+    }
+    admin = sa.create_engine(with_driver(sa.make_url(SERVER_URLS["postgresql"])), isolation_level="AUTOCOMMIT")
+    live_lock = admin.connect()
+    try:
+        with admin.connect() as conn:
+            for name, comment in comments.items():
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                if comment:
+                    conn.exec_driver_sql(f"COMMENT ON DATABASE \"{name}\" IS '{comment}'")
+        victims = [kept_live, customer, unmarked, foreign_marker]
+        for name in victims:
+            engine = sa.create_engine(admin.url.set(database=name), poolclass=NullPool)
+            with engine.begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE customers (id int primary key, name text)")
+                conn.exec_driver_sql("INSERT INTO customers VALUES (1, 'Ada'), (2, 'Grace')")
+            engine.dispose()
+        assert live_lock.execute(
+            sa.text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": 0x706D, "k": run_lock_key(live)}
         ).scalar()
         project.revision(**users_table("a1"))
         project.run("--migrations-url", url, "--migrations-checks", "stairway").assert_outcomes(passed=1)
-        assert plugin_databases("postgresql", run="deadbeef") == []
-        assert plugin_databases("postgresql", run="cafe0001") == ["pytest_migrations_cafe0001_main_1"]
+        with admin.connect() as conn:
+            present = {r[0] for r in conn.exec_driver_sql("SELECT datname FROM pg_database")}
+        assert leftover not in present
+        for name in victims:
+            assert name in present
+            assert _pg_rows(admin, name) == {"customers": 2}
         assert plugin_databases("postgresql") == []
     finally:
-        live.close()
+        live_lock.close()
         with admin.connect() as conn:
-            conn.exec_driver_sql('DROP DATABASE IF EXISTS "pytest_migrations_cafe0001_main_1"')
+            for name in comments:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
 
 
