@@ -278,6 +278,8 @@ def _autogenerate_difference(harness: Harness, dbs: Any, position: int, tables: 
                 opts={
                     "compare_type": True,
                     "include_name": lambda name, kind, parents: kind != "table" or name in tables,
+                    # Reflection also brings the tables foreign keys point to: no part of the difference.
+                    "include_object": lambda obj, name, kind, reflected, other: kind != "table" or name in tables,
                 },
             )
             ops = produce_migrations(context, expected).upgrade_ops
@@ -285,7 +287,13 @@ def _autogenerate_difference(harness: Harness, dbs: Any, position: int, tables: 
         engine.dispose()
     if ops is None or ops.is_empty():
         return None
-    return _dedent_rendered(render_python_code(ops))
+    # SQLite alters tables only in batch mode: that is the code to give its users, and the code that can run.
+    return _dedent_rendered(render_python_code(ops, render_as_batch=engine.dialect.name == "sqlite"))
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _verify_fix(harness: Harness, dbs: Any, code: str, expected: SchemaSnapshot, tables: set[str]) -> str:
@@ -298,15 +306,19 @@ def _verify_fix(harness: Harness, dbs: Any, code: str, expected: SchemaSnapshot,
         engine = sa.create_engine(sync_url(next(iter(copy.urls.values()))), poolclass=NullPool)
         try:
             with engine.begin() as conn:
-                namespace = {"op": Operations(MigrationContext.configure(conn)), "sa": sa}
+                # What the rendered code names: sa.*, the dialect modules, and bare type names (Text()).
+                namespace: dict[str, Any] = {k: getattr(sa, k) for k in dir(sa) if not k.startswith("_")}
+                namespace.update(op=Operations(MigrationContext.configure(conn)), sa=sa)
                 namespace.update(postgresql=postgresql, mysql=mysql, sqlite=sqlite)
                 try:
                     exec(compile(code, "<autogenerate>", "exec"), namespace)
-                except Exception as exc:
+                except sa.exc.DBAPIError as exc:
                     return (
                         "what autogenerate proposes (NOT a fix: applied to a copy of the database it fails with "
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                        f"{_first_line(exc.orig)})"
                     )
+                except Exception as exc:
+                    return f"what autogenerate proposes (not checked: {type(exc).__name__}: {_first_line(exc)})"
             with engine.connect() as conn:
                 after = harness.snapshots.capture(conn)
         finally:

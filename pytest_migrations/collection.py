@@ -23,7 +23,7 @@ from .checks import (
     check_stairway,
     check_upgrade_to_head,
 )
-from .exceptions import MigrationCheckFailed, MigrationsError, RevisionBlocked, RevisionGraphError
+from .exceptions import MigrationCheckFailed, MigrationsError, MigrationStepFailed, RevisionBlocked, RevisionGraphError
 from .history import Revision
 from .state import project_key, settings_key
 from .urls import mask_passwords
@@ -81,7 +81,12 @@ def _run_item(request: pytest.FixtureRequest, _migrations_harnesses: Any) -> Non
         if check.name == "stairway":
             result = check_stairway(harness, item.stash[revision_key], notes)
         elif check.name == "upgrade_to_head":
-            result = check_upgrade_to_head(harness)
+            try:
+                result = check_upgrade_to_head(harness)
+            except MigrationStepFailed as exc:
+                if not _is_skipped(settings.skip_revisions, exc.where.revision):
+                    raise
+                result = f"the walk stops at {exc.where.revision}, which is listed in migrations_skip: {exc.summary}"
         elif check.name == "downgrade_to_base":
             result = check_downgrade_to_base(harness, notes)
         else:
@@ -101,6 +106,8 @@ def _blocked(item: pytest.Item, database: str, exc: RevisionBlocked) -> None:
     selected = item.config.stash.get(selected_key, frozenset())
     several = len(item.config.stash[settings_key].databases) > 1
     blocker_item = f"stairway[{database}-{exc.blocker}]" if several else f"stairway[{exc.blocker}]"
+    if _is_skipped(item.config.stash[settings_key].skip_revisions, exc.blocker):
+        pytest.skip(f"blocked: {exc.render()} ({exc.blocker} is listed in migrations_skip)")
     if (database, exc.blocker) in selected:
         pytest.skip(f"blocked: {exc.render()} (reported by {blocker_item})")
     if exc.needs_head and (database, "upgrade_to_head") in selected:
@@ -110,6 +117,11 @@ def _blocked(item: pytest.Item, database: str, exc: RevisionBlocked) -> None:
         exc.render(),
         [("fix", f"fix that upgrade first; run {blocker_item} to see its failure in full")],
     )
+
+
+def _is_skipped(skipped: tuple[str, ...], revision: str | None) -> bool:
+    """Whether ``revision`` is listed in migrations_skip (by its id or its first 12 characters)."""
+    return revision is not None and (revision in skipped or revision[:12] in skipped)
 
 
 def _align_structured_id(item: pytest.Item) -> None:

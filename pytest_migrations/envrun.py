@@ -94,7 +94,9 @@ class Session:
     index: int = 0
     """Which run of the migrations function this is (0, or the database's index in multidb)."""
     completed: list[tuple[str, str]] = field(default_factory=list)
-    """``(step label, revision)`` of every step that finished in this run."""
+    """``(step label, revision)`` of every step that finished in this plan."""
+    in_run: list[tuple[str, str]] = field(default_factory=list)
+    """Every step that finished in this env.py run, across the plans an open run executed."""
     pending: tuple[str, str] | None = None
     statements: list[Statement] = field(default_factory=list)
     """SQL the pending step has executed so far (reported when it fails half-way)."""
@@ -147,6 +149,7 @@ class Session:
         self.pending = None
         self.before_step = None
         self.completed.append((label, revision))
+        self.in_run.append((label, revision))
         if upgrade:
             self.applied.add(revision)
         else:
@@ -268,8 +271,10 @@ class EnvRunner:
         """Takes the schema from a second connection after a failed step, to say what stays."""
         self.config = project.make_config()
         for name, url in self.urls.items():
-            rendered = url.render_as_string(hide_password=False).replace("%", "%%")
-            self.config.set_section_option(name, "sqlalchemy.url", rendered)
+            # Inline, not in a local: a traceback shown with --showlocals must not print the password.
+            self.config.set_section_option(
+                name, "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
+            )
         self._allowed = frozenset(database_identity(url) for url in self.urls.values())
         self._sandbox = Allowed.of(list(self.urls.values()), frozenset(owned_directories()))
         if project.customize is not None:
@@ -515,7 +520,11 @@ class EnvRunner:
         env = self.project.env_path
         summary = f"env.py ({env}) raised {type(exc).__name__}: {mask_text(str(exc), self.urls.values())}"
         where = StepContext(None, env, "env.py")
-        return MigrationStepFailed(summary, where, exc, [("raised at", _user_frames(exc, env))])
+        sections = [("raised at", _user_frames(exc, env))]
+        hint = _hint(exc, "env.py", "env.py")
+        if hint:
+            sections.append(("fix", hint))
+        return MigrationStepFailed(summary, where, exc, sections)
 
     def _state_after_failure(self, session: Session, revision: str) -> str:
         """What a failed step left in the database, as the database itself says when it can be asked."""
@@ -580,12 +589,18 @@ def _reasoned_state(session: Session, revision: str) -> str:
     """What stays, from the dialect's transactional DDL and the commits seen during the step."""
     context = session.context
     done = ", ".join(f"{label} {rid[:12]}" for label, rid in session.completed) or "none"
+    in_run = len(session.in_run)
     committed_at = max((i for i, st in enumerate(session.statements, 1) if st.commits and st.done), default=0)
     if context.impl.transactional_ddl and not session.committed and not committed_at:
         scope = "that step" if context.opts.get("transaction_per_migration") else "this walk"
+        also = ""
+        if in_run and scope == "this walk":  # env.py's one transaction held every step of this env.py run
+            also = (
+                f" (env.py runs every step in one transaction: the {in_run} earlier step(s) of this run are gone too)"
+            )
         return (
-            f"{context.dialect.name} has transactional DDL: the transaction of {scope} was rolled back, so nothing "
-            f"{revision[:12]} ran stays. Steps completed earlier in this walk: {done}"
+            f"{context.dialect.name} has transactional DDL: the transaction of {scope} was rolled back{also}, so "
+            f"nothing {revision[:12]} ran stays. Steps completed earlier in this walk: {done}"
         )
     if context.impl.transactional_ddl:
         return (
@@ -623,6 +638,14 @@ def _hint(exc: BaseException, label: str, filename: str) -> str | None:
         )
     if isinstance(exc, SystemExit):
         return f"a migration must not call sys.exit() or exit(); raise an exception in {filename} instead"
+    if ("(1044," in text or "(1142," in text) and "denied" in text.lower():
+        return (
+            "the plugin runs migrations as a user limited to its own throwaway databases, and the server refused a "
+            f"statement of {filename} that reaches another database (schema=..., a `<database>.<table>` name, "
+            "CREATE SCHEMA/DATABASE): run by the plugin, that migration would change a database the plugin does not "
+            "own. Keep the migration inside the database env.py connects it to (no schema= or database-qualified "
+            "names naming another database)"
+        )
     return None
 
 
@@ -656,13 +679,32 @@ def mask_text(text: str, urls: Any) -> str:
 
 
 def _user_frames(exc: BaseException, focus: Path) -> str:
-    """The traceback lines in user files (migration scripts, env.py), innermost last."""
+    """The traceback lines in user files (migration scripts, env.py), innermost last.
+
+    Files of the script directory (``focus``'s folder and above it up to the one holding
+    env.py) always count, even when a project's migrations are installed in site-packages.
+    """
     frames = traceback.extract_tb(exc.__traceback__)
     site = ("site-packages", "/alembic/", "/sqlalchemy/", "pytest_migrations", "<string>", "<frozen")
-    user = [f for f in frames if not any(s in f.filename for s in site)] or frames[-3:]
+    scripts = _script_root(focus)
+
+    def is_user(filename: str) -> bool:
+        return filename.startswith(scripts) or not any(s in filename for s in site)
+
+    user = [f for f in frames if is_user(f.filename)] or frames[-3:]
     lines = [f"{f.filename}:{f.lineno} in {f.name}\n    {f.line}" for f in user]
     lines.append(f"{type(exc).__name__}: {exc}")
     return "\n".join(lines)
+
+
+def _script_root(focus: Path) -> str:
+    """The migration script directory of a revision file or env.py (the folder holding env.py)."""
+    for folder in (focus.parent, *focus.parents):
+        if (folder / "env.py").is_file():
+            return str(folder) + os.sep
+        if folder == focus.parents[-1] or len(folder.parts) <= 2:
+            break
+    return str(focus.parent) + os.sep
 
 
 class LiveRun:

@@ -18,6 +18,7 @@ dropped by :meth:`Harness.close`.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -30,11 +31,19 @@ from sqlalchemy.pool import NullPool
 from .backends import Backend, database_name, run_id
 from .backends.waits import ServerCanceller
 from .envrun import EnvRunner, LiveRun, Plan, Session
-from .exceptions import ConfigurationError, MigrationStepFailed
+from .exceptions import ConfigurationError, MigrationStepFailed, ProviderError
 from .history import RevisionGraph
 from .policy import Policy
 from .project import AlembicProject
 from .schema import SchemaSnapshot, SnapshotTaker
+
+_PARENT = os.getppid()
+"""The process that started this one: for an xdist worker, its controller."""
+
+
+def controller_alive() -> bool:
+    """False in an xdist worker whose controller died (the worker was handed to another parent)."""
+    return not os.environ.get("PYTEST_XDIST_WORKER") or os.getppid() == _PARENT
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,11 @@ class Harness:
     # ------------------------------------------------------------------ databases
 
     def _names(self) -> dict[str, str]:
+        if not controller_alive():
+            raise ProviderError(
+                "the pytest process that started this xdist worker is gone; the worker creates no more databases "
+                "(the next run removes what this run left)"
+            )
         serial = next(self._serial)
         sections = self.project.database_names
         multi = len(sections) > 1

@@ -24,6 +24,7 @@ from .fixtures import (
     migration_revision,
     migration_runner,
 )
+from .harness import controller_alive
 from .schema import SchemaSnapshot
 from .settings import DATABASES, Settings, add_options
 from .state import get_pool, get_project, pool_key, settings_key, try_project, worker_id
@@ -98,6 +99,18 @@ def _is_anchor(config: pytest.Config, file_path: Path) -> bool:
     return project is not None and file_path.resolve() == project.env_path.resolve()
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Never skip the folders leading to env.py: a history may live under ``venv/`` or ``build/``."""
+    if not config.stash[settings_key].enabled:
+        return None
+    project = try_project(config)
+    if project is None:
+        return None
+    anchor = project.env_path.resolve()
+    path = collection_path.resolve()
+    return False if path == anchor or path in anchor.parents else None
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> MigrationsCollector | None:
     # env.py found while recursing a directory; when it is a command-line argument, pytest's
     # python plugin claims it instead and pytest_pycollect_makemodule below answers.
@@ -142,6 +155,15 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         f"migrations: alembic {alembic.__version__}, script_location={project.script_location}, {size}, "
         f"database {databases}"
     )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> bool | None:
+    """An xdist worker whose controller is gone runs no more items (and so creates no more databases)."""
+    if controller_alive():
+        return None
+    item.session.shouldstop = "pytest-migrations: the xdist controller is gone"
+    return True  # nobody is left to report the item to
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

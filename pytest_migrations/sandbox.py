@@ -128,6 +128,8 @@ def _check_landing(dbapi_connection: Any, record: Any) -> None:
         rows = _ask(dbapi_connection, "PRAGMA database_list")
         main = next((row[2] for row in rows if row[1] == "main"), "")
         if main and os.path.realpath(main) not in allowed.files:
+            if PLACEHOLDER in Path(main).name and os.path.getsize(main) == 0:
+                os.unlink(main)  # sqlite3 made the collection placeholder's file when it connected: never keep it
             _refuse(f"the SQLite file {main}")
         if isinstance(dbapi_connection, sqlite3.Connection):
             dbapi_connection.set_authorizer(_sqlite_authorizer(allowed))
@@ -153,7 +155,19 @@ def _sqlite_authorizer(allowed: Allowed) -> Any:
     return authorize
 
 
+PLACEHOLDER = "pytest_migrations_collect"
+"""The database name of the URL env.py sees at collection (see :mod:`.probe`), never a real database."""
+
+
 def _refuse(where: str) -> None:
+    if PLACEHOLDER in where:
+        raise UnsafeConnection(
+            f"{_culprit()} connected to {where}: the placeholder URL pytest-migrations gives env.py (and the "
+            "migrations_url_variable) while it loads the revision files at collection. Something kept that URL "
+            "from then, typically application settings read once at import and cached: make env.py build its "
+            "engine from config.get_main_option('sqlalchemy.url') on every run, or reset the cached settings in "
+            "the pytest_migrations_configure_alembic hook"
+        )
     raise UnsafeConnection(
         f"{_culprit()} connected to {where}, which is not one of the throwaway databases pytest-migrations "
         "created for this run; the connection was refused before any statement ran on it, so that database is "

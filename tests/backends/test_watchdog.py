@@ -164,3 +164,48 @@ def test_a_missing_image_says_it_cannot_be_found(project: Project) -> None:
     assert seconds < 60
     assert "the image pytest-migrations-no-such-image:1 cannot be found on this Docker engine or pulled" in done.stdout
     assert "--migrations-postgresql-image" in done.stdout
+
+
+def test_workers_stop_when_their_controller_is_killed(project: Project) -> None:
+    """kill -9 of the controller of -n 2: its workers stop within seconds and drop their databases."""
+    url = server_url("postgresql")
+    project.revision(**users_table("r00"))
+    for i in range(1, 30):
+        project.revision(
+            f"r{i:02d}",
+            f"r{i - 1:02d}",
+            f'import pathlib, time\npathlib.Path("started").touch()\ntime.sleep(0.3)\nop.create_index("ix{i}", "users", ["id"])',
+            f'op.drop_index("ix{i}", "users")',
+        )
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("PYTEST_ADDOPTS", None)
+    args = ["--migrations-url", url, "--migrations-checks", "stairway"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--migrations", "-p", "no:cacheprovider", "-n", "2", *args],
+        cwd=project.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (project.root / "started").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the migrations never started"
+            time.sleep(0.05)
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert workers
+        proc.kill()
+        proc.wait()
+        existing = set(plugin_databases("postgresql"))
+        created: set[str] = set()
+        deadline = time.monotonic() + 20
+        while any(os.path.exists(f"/proc/{w}") for w in workers) and time.monotonic() < deadline:
+            created |= set(plugin_databases("postgresql")) - existing
+            time.sleep(0.1)
+        alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
+    assert alive == []
+    assert created == set()  # no database made after the controller died
+    assert plugin_databases("postgresql") == []

@@ -205,7 +205,7 @@ class TestTrueMessages:
         result = project.run("--migrations-checks", "stairway")
         result.assert_outcomes(passed=9, failed=1)
         result.stdout.fnmatch_lines(["*what autogenerate says downgrade() is missing (applied to a copy*"])
-        assert "op.drop_column('users', 'nickname')" in result.stdout.str()
+        assert "batch_op.drop_column('nickname')" in result.stdout.str()
         assert "create_table" not in result.stdout.str()
 
 
@@ -264,3 +264,68 @@ class TestEnvPyMistakes:
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(["*# engine engine2", "*op.add_column('two', sa.Column('title'*"])
         assert "# engine engine1" not in result.stdout.str()
+
+
+class TestMessagesFromRealHistories:
+    def test_autogenerate_hint_leaves_out_tables_only_referenced(self, project: Project) -> None:
+        """A difference on `child` proposes nothing for `parent`, the table its foreign key points to."""
+        project.revision(
+            "a1",
+            None,
+            'op.create_table("parent", sa.Column("id", sa.Integer, primary_key=True))\n'
+            'op.create_table("child", sa.Column("id", sa.Integer, primary_key=True),'
+            ' sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id")), sa.Column("name", sa.String(20)))\n'
+            'op.create_index("ix_child_name", "child", ["name"], unique=True)',
+            'op.drop_table("child")\nop.drop_table("parent")',
+        )
+        project.revision(
+            "b2",
+            "a1",
+            'op.drop_index("ix_child_name", "child")\nop.create_index("uq_child_name", "child", ["name"], unique=True)',
+            'op.drop_index("uq_child_name", "child")\nop.create_index("ix_child_name", "child", ["name"], unique=False)',
+        )
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*what autogenerate says downgrade() is missing (applied to a copy*"])
+        assert "create_table" not in result.stdout.str()
+
+    def test_migrations_installed_in_site_packages_still_show_their_line(self, project: Project) -> None:
+        """A history shipped in a wheel (under site-packages) gets the revision file's own line in the report."""
+        project.revision(**users_table("a1"))
+        project.revision("b2", "a1", 'raise RuntimeError("broken in the wheel")', "pass")
+        installed = project.root / "venv" / "lib" / "site-packages" / "app"  # norecursedirs has venv
+        installed.mkdir(parents=True)
+        (project.root / "migrations").rename(installed / "migrations")
+        ini = project.root / "alembic.ini"
+        ini.write_text(
+            re.sub(r"(?m)^script_location = .*$", f"script_location = {installed}/migrations", ini.read_text())
+        )
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*site-packages/app/migrations/versions/b2_rev.py:* in upgrade"])
+
+    def test_a_url_cached_at_collection_is_named_as_such(
+        self, project: Project, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Settings that cached the collection-time placeholder URL are named, not reported as a foreign database."""
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        (project.root / "app_settings.py").write_text("import os\nURL = os.environ['DATABASE_URL']\n")
+        project.revision(**users_table("a1"), extra="import app_settings")
+        project.edit_env(
+            "    connectable = engine_from_config(\n        config.get_section(config.config_ini_section, {}),",
+            "    import app_settings\n    connectable = engine_from_config(\n        {'sqlalchemy.url': app_settings.URL},",
+        )
+        result = project.run("--migrations-checks", "stairway", "--migrations-url-variable", "DATABASE_URL")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*the placeholder URL pytest-migrations gives env.py*cached*"])
+
+
+def test_skipping_a_broken_revision_skips_what_it_blocks_instead_of_failing(project: Project) -> None:
+    """--migrations-skip REV: REV's items and everything its failing upgrade blocks skip, saying why; nothing fails."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'raise RuntimeError("known broken, already in production")', "pass")
+    project.revision("c3", "b2", 'op.create_index("ix", "users", ["name"])', 'op.drop_index("ix", "users")')
+    result = project.run("--migrations-skip", "b2", "--migrations-checks", "upgrade_to_head,stairway,downgrade_to_base")
+    result.assert_outcomes(passed=1, skipped=4)
+    result.stdout.fnmatch_lines(["*the walk stops at b2, which is listed in migrations_skip*"])
+    assert "known broken" in result.stdout.str()

@@ -178,6 +178,7 @@ def test_revision_reading_the_url_variable_at_import(project: Project, monkeypat
     assert "DATABASE_URL" not in os.environ
 
     seen.unlink()
+    Path(first.removeprefix("sqlite:///")).unlink(missing_ok=True)
     collected = project.run("--migrations-url-variable", "DATABASE_URL", "--collect-only", "-q")
     assert collected.ret == 0
     assert not Path(first.removeprefix("sqlite:///")).exists()  # a placeholder, never connected to
