@@ -1,10 +1,20 @@
-"""Soak: run the plugin's checks many times against one server; nothing may be left behind.
+"""Soak with faults: many runs against one server, some of them broken on purpose; nothing may be left.
 
 Each round runs ``pytest --migrations`` on a small generated history against the server
-(half the rounds with ``-n 2``), then counts the plugin's databases on the server and
-its containers. It prints the counts and exits non-zero if anything remained.
+(half the rounds with ``-n 2``) with one fault drawn from a seeded random sequence:
 
-    python benchmarks/soak.py --url postgresql://postgres@127.0.0.1/postgres [--runs 50]
+- ``none``: a plain run (it must pass);
+- ``timeout``: the last revision sleeps, ``--migrations-step-timeout 2`` must stop it;
+- ``sigint``: Ctrl-C at a random moment (0.3 to 3 s into the run);
+- ``kill-worker``: SIGKILL of one xdist worker at a random moment;
+- ``kill-run``: SIGKILL of the whole run (like ``os._exit``): the next round must remove
+  what it left.
+
+Every round has a run id of its own. At the end a clean round runs (it removes what
+killed runs left), and the databases of every round's run id are counted on the
+server, with the plugin's containers: both must be zero.
+
+    python benchmarks/soak.py --url postgresql://postgres@127.0.0.1/postgres [--runs 50] [--seed 1]
 """
 
 from __future__ import annotations
@@ -12,29 +22,51 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
+import random
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections import Counter
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from history import generate
+from history import _rev_id, generate
 
 from pytest_migrations.providers import with_driver
 
+FAULTS = ("none", "timeout", "sigint", "kill-worker", "kill-run")
 
-def leftovers(url: str) -> int:
+SLOW_REVISION = '''"""sleeps when the soak asks it to"""
+import os, time
+revision = "ffffsoakslow"
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    time.sleep(float(os.environ.get("SOAK_SLEEP", "0")))
+
+
+def downgrade():
+    pass
+'''
+
+
+def databases_of(url: str, runs: set[str]) -> int:
     engine = sa.create_engine(with_driver(sa.make_url(url)), poolclass=NullPool)
-    dialect = engine.dialect.name
-    query = "SELECT datname FROM pg_database" if dialect == "postgresql" else "SHOW DATABASES"
+    query = "SELECT datname FROM pg_database" if engine.dialect.name == "postgresql" else "SHOW DATABASES"
     with engine.connect() as conn:
-        count = sum(1 for (name,) in conn.exec_driver_sql(query) if name.startswith("pytest_migrations_"))
+        names = [name for (name,) in conn.exec_driver_sql(query)]
     engine.dispose()
-    return count
+    return sum(1 for name in names if any(name.startswith(f"pytest_migrations_{run}_") for run in runs))
 
 
 def containers() -> int:
@@ -44,44 +76,69 @@ def containers() -> int:
     return len(out.stdout.split())
 
 
+def one_round(root: Path, url: str, fault: str, workers: bool, rng: random.Random) -> tuple[str, int | None]:
+    """Run pytest once with ``fault``; return the run id and the exit code (``None``: killed)."""
+    run = uuid.uuid4().hex[:8]
+    env = dict(os.environ, PYTEST_MIGRATIONS_RUN_ID=run, SOAK_SLEEP="30" if fault == "timeout" else "0")
+    env.pop("PYTEST_ADDOPTS", None)
+    args = [sys.executable, "-m", "pytest", "--migrations", "-q", "-p", "no:cacheprovider", "--migrations-url", url]
+    args += ["-n", "2"] if workers or fault == "kill-worker" else []
+    args += ["--migrations-step-timeout", "2"] if fault == "timeout" else []
+    proc = subprocess.Popen(
+        args, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    if fault in ("sigint", "kill-worker", "kill-run"):
+        time.sleep(rng.uniform(0.3, 3.0))
+        if proc.poll() is None:
+            if fault == "sigint":
+                proc.send_signal(signal.SIGINT)
+            elif fault == "kill-run":
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+                if children.split():
+                    os.kill(int(children.split()[0]), signal.SIGKILL)
+    try:
+        code = proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return run, -1
+    return run, None if code < 0 else code
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1/postgres")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--size", type=int, default=14)
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    rng = random.Random(args.seed)
+    runs: set[str] = set()
+    outcomes: Counter[str] = Counter()
+    hung = 0
     with tempfile.TemporaryDirectory() as tmp:
         with contextlib.redirect_stdout(io.StringIO()):
             ini = generate(Path(tmp) / "h", args.size)
-        failures, start = 0, time.perf_counter()
-        for run in range(args.runs):
-            workers = ["-n", "2"] if run % 2 else []
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pytest",
-                    "--migrations",
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    "--migrations-url",
-                    args.url,
-                    *workers,
-                ],
-                cwd=ini.parent,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            failures += result.returncode != 0
+        versions = ini.parent / "migrations" / "versions"
+        (versions / "ffffsoakslow_slow.py").write_text(SLOW_REVISION.format(down=_rev_id(args.size - 1)))
+        start = time.perf_counter()
+        for index in range(args.runs):
+            fault = rng.choice(FAULTS)
+            run, code = one_round(ini.parent, args.url, fault, bool(index % 2), rng)
+            runs.add(run)
+            hung += code == -1
+            outcomes[f"{fault}: exit {code if code is not None else 'killed'}"] += 1
+        run, code = one_round(ini.parent, args.url, "none", False, rng)  # removes what killed runs left
+        runs.add(run)
         elapsed = time.perf_counter() - start
-    left, running = leftovers(args.url), containers()
-    print(
-        f"soak: {args.runs} runs in {elapsed:.1f} s ({elapsed / args.runs:.2f} s each), {failures} failed runs, "
-        f"{left} databases and {running} containers of the plugin left behind"
-    )
-    raise SystemExit(1 if left or running or failures else 0)
+    left, running = databases_of(args.url, runs), containers()
+    print(f"soak: {args.runs} runs with faults (seed {args.seed}) + 1 clean run in {elapsed:.1f} s")
+    for outcome, count in sorted(outcomes.items()):
+        print(f"  {count:3d} x {outcome}")
+    print(f"  final clean run: exit {code}; runs that hung: {hung}")
+    print(f"left behind: {left} databases of these runs, {running} containers of the plugin")
+    raise SystemExit(1 if left or running or hung or code != 0 else 0)
 
 
 if __name__ == "__main__":
