@@ -24,6 +24,8 @@ database (an env.py that reads ``DATABASE_URL`` or hard-codes a URL).
 from __future__ import annotations
 
 import asyncio
+import collections
+import collections.abc
 import contextvars
 import copy
 import os
@@ -35,6 +37,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType, ModuleType
 from typing import Any
 
 import sqlalchemy as sa
@@ -164,15 +167,54 @@ class Session:
 
 
 def _fresh_script(script: Script | None, *, always: bool) -> Script:
-    """``script``, with its module executed afresh from its file if it ran a step before."""
+    """``script``, with its module executed afresh from its file if it ran a step before.
+
+    The file is compiled once (per modification time) and its code executed into a new
+    module each time, as Alembic's loader would: a step pays one module execution.
+    """
     assert script is not None
-    if script.path not in _used_scripts and not always:
+    if not always and (script.path not in _used_scripts or not _stateful(script.module)):
         _used_scripts.add(script.path)
         return script
     _used_scripts.add(script.path)
     fresh = copy.copy(script)
-    fresh.module = load_python_file(os.path.dirname(script.path), os.path.basename(script.path))
+    fresh.module = _execute_afresh(script.path, script.module)
     return fresh
+
+
+_compiled: dict[str, tuple[float, CodeType]] = {}
+_state: dict[int, bool] = {}
+
+
+def _stateful(module: ModuleType) -> bool:
+    """Whether a revision module holds state a step could consume: a mutable container, an iterator,
+    or an instance of a class it defines. Modules of constants and functions (nearly all) run as they are.
+    """
+    key = id(module)
+    if key not in _state:
+        _state[key] = any(
+            isinstance(value, (list, dict, set, bytearray, collections.deque, collections.abc.Iterator))
+            or type(value).__module__ == module.__name__
+            for name, value in vars(module).items()
+            if not name.startswith("__")
+        )
+    return _state[key]
+
+
+def _execute_afresh(path: str, loaded: ModuleType) -> ModuleType:
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:  # a history shipped as .pyc only: let Alembic's loader find it
+        return load_python_file(os.path.dirname(path), os.path.basename(path))
+    cached = _compiled.get(path)
+    if cached is None or cached[0] != mtime:
+        with open(path, "rb") as source:
+            cached = (mtime, compile(source.read(), path, "exec"))
+        _compiled[path] = cached
+    module = ModuleType(loaded.__name__, loaded.__doc__)
+    module.__file__ = path
+    exec(cached[1], module.__dict__)
+    return module
 
 
 Plan = Callable[[Session], Iterator[RevisionStep]]
@@ -433,7 +475,10 @@ class EnvRunner:
                 "migrated or checked. env.py must configure the context on a connection and call "
                 "context.run_migrations() when run online, as the alembic templates do"
             )
-        self._check_committed(sessions)
+        if not project.commits_verified:
+            self._check_committed(sessions)
+            # What env.py commits does not change from run to run: once seen right, it is not read back again.
+            project.commits_verified = True
         return sessions
 
     def _check_committed(self, sessions: list[Session]) -> None:

@@ -124,6 +124,8 @@ class Harness:
 
     def blocker(self, requires: Iterable[str]) -> str | None:
         """The first revision (in graph order) among ``requires`` and their ancestors whose upgrade fails."""
+        if not self.broken:
+            return None
         needed = self.graph.ancestors(requires)
         return next((rid for rid in self.graph.sorted(self.broken) if rid in needed), None)
 

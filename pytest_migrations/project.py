@@ -146,6 +146,8 @@ class AlembicProject:
         self.collection_url = collection_url
         """A URL of the first database kind under test, never connected to: what env.py and the URL
         variable are given while the revision files are loaded (default: a SQLite file), see :mod:`.probe`."""
+        self.commits_verified = False
+        """A run of env.py was read back from a second connection and had committed what it applied."""
         self.customize: Callable[[Config, dict[str, URL]], None] | None = None
         """Called with every Config pointed at test databases (the ``pytest_migrations_configure_alembic`` hook)."""
         self._graph: RevisionGraph | RevisionGraphError | None = None
