@@ -19,6 +19,7 @@ from alembic.runtime.migration import MigrationContext, RevisionStep
 from sqlalchemy import MetaData
 from sqlalchemy.pool import NullPool
 
+from . import data as rowdata
 from .exceptions import (
     ConfigurationError,
     MigrationCheckFailed,
@@ -128,16 +129,21 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
     known = harness.cursor_snapshots if start == index else {}
     final: dict[int, SchemaSnapshot] = {}
     left: list[tuple[SchemaMismatch, SchemaSnapshot]] = []
+    rows = _Rows(harness.data, revision, module, notes) if harness.data is not None else None
 
     def plan(session: Any) -> Iterator[RevisionStep]:
         walked = len(session.completed)
         yield from session.walk_to(target, label="upgrade (walking to the revision's parent)")
         before = (known.get(session.index) if len(session.completed) == walked else None) or harness.capture(session)
         session.before_step = before
+        if rows is not None:
+            rows.seed(session)
         yield from session.step(revision.id, upgrade=True, label="upgrade")
         if exemption:
             return
         after = session.before_step = harness.capture(session)
+        if rows is not None:
+            rows.take("upgraded", session)
         yield from session.step(revision.id, upgrade=False, label="downgrade")
         downgraded = harness.capture(session)
         mismatch = _compare(before, downgraded, revision, "downgrade", session, accept, notes)
@@ -146,15 +152,24 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
             # autogenerate then compares it with the schema before the upgrade.
             left.append((mismatch, before))
             return
+        if rows is not None:
+            rows.check("downgrade", session)
         session.before_step = downgraded
         yield from session.step(revision.id, upgrade=True, label="re-upgrade")
         final[session.index] = harness.capture(session)
         mismatch = _compare(after, final[session.index], revision, "re-upgrade", session, accept, notes)
         if mismatch is not None:
             raise mismatch
+        if rows is not None:
+            rows.check("re-upgrade", session)
 
     try:
-        harness.run_live(dbs, plan)
+        try:
+            harness.run_live(dbs, plan)
+        except MigrationStepFailed as exc:
+            if rows is not None and exc.where.revision == revision.id:
+                rows.explain(exc)
+            raise
         if left:
             raise _with_autogenerate_fix(harness, dbs, index, *left[0])
     except BaseException:
@@ -164,6 +179,119 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
     if exemption:
         return f"upgrade of {revision.short_id} passed; its downgrade is not tested: {exemption}"
     return None
+
+
+LOSSY_ATTRIBUTE = "lossy_downgrade"
+"""Module-level name of a revision file's reason why its downgrade does not give back every row."""
+
+
+class _Rows:
+    """The rows side of one stairway item with ``--migrations-data``: seed, snapshot, compare.
+
+    Before the upgrade every table of the parent state without rows gets generated rows
+    (they stay in the database as the walk moves on, so each table is seeded once). The
+    rows are snapshot before the upgrade and after it; after the downgrade every row of
+    before must be back with the same values in the parent schema's columns, and after
+    the re-upgrade the rows must equal those after the first upgrade, except for values
+    the database makes anew (keys from a sequence, ``now()`` defaults).
+    """
+
+    def __init__(self, settings: rowdata.DataSettings, revision: Revision, module: object, notes: list[str]) -> None:
+        self.settings = settings
+        self.revision = revision
+        declared = getattr(module, LOSSY_ATTRIBUTE, None)
+        self.lossy = (
+            (declared if isinstance(declared, str) else f"{LOSSY_ATTRIBUTE} = {declared!r}") if declared else None
+        )
+        self.notes = notes
+        self.seeded: dict[str, rowdata.Seeded] = {}
+        self.taken: dict[str, rowdata.RowSnapshot] = {}
+        self.volatile: dict[str, set[str]] = {}
+
+    def seed(self, session: Any) -> None:
+        connection = session.connection
+        metadata = rowdata.reflect(connection, [_version_table_name(session)])
+        self.seeded = rowdata.seed(connection, metadata, self.revision.id, self.settings.rows)
+        self.taken["before"] = rowdata.snapshot(connection, metadata)
+
+    def take(self, name: str, session: Any) -> None:
+        metadata = rowdata.reflect(session.connection, [_version_table_name(session)])
+        self.taken[name] = rowdata.snapshot(session.connection, metadata)
+        self.volatile = rowdata.volatile_columns(metadata)
+
+    def check(self, step: str, session: Any) -> None:
+        """Compare the rows after ``step`` with what they must be; raise the row diff as a mismatch."""
+        if self.lossy is not None:
+            note = f"{self.revision.short_id} {step}: rows not compared: {LOSSY_ATTRIBUTE}: {self.lossy}"
+            if note not in self.notes:
+                self.notes.append(note)
+            return
+        expected = self.taken["before" if step == "downgrade" else "upgraded"]
+        self.take(step, session)
+        ignore = self.volatile if step == "re-upgrade" else None
+        differences = rowdata.compare(expected, self.taken[step], ignore)
+        if differences:
+            raise self._mismatch(step, differences, session)
+
+    def _mismatch(self, step: str, differences: list[rowdata.RowDifference], session: Any) -> SchemaMismatch:
+        revision = self.revision
+        db = f" (database {session.index})" if session.index else ""
+        tables = ", ".join(f'"{d.table}" ({d.counts or "gone"})' for d in differences)
+        if step == "downgrade":
+            summary = (
+                f"downgrade of revision {revision.label} does not give back the rows that were there before "
+                f"the upgrade{db}: table {tables}"
+            )
+            labels = ("before the upgrade", "after the downgrade")
+            fix = (
+                f"make downgrade() in {revision.path.name} put back what upgrade() changed or moved: copy the values "
+                "into the restored column or table before dropping the new one (op.execute(UPDATE/INSERT ... "
+                "SELECT)), or rename instead of drop and re-create; if the loss is deliberate, declare it: "
+                f'{LOSSY_ATTRIBUTE} = "<why>" at module level in {revision.path.name}'
+            )
+        else:
+            summary = (
+                f"re-upgrade of revision {revision.label} after its downgrade gives different rows from the first "
+                f"upgrade{db}: table {tables}"
+            )
+            labels = ("after the first upgrade", "after the re-upgrade")
+            fix = (
+                f"upgrade() of {revision.path.name} must give the same rows on data that went through its downgrade: "
+                "the downgrade leaves values the upgrade's data migration treats differently; if that is "
+                f'deliberate, declare it: {LOSSY_ATTRIBUTE} = "<why>" in {revision.path.name}'
+            )
+        lines = [line for d in differences for line in d.render_lines(*labels)]
+        return SchemaMismatch(
+            summary,
+            [
+                ("revision", f"{revision.id} in {revision.path}"),
+                ("rows", "\n".join(lines)),
+                ("rows before the upgrade (--migrations-data)", rowdata.describe(self.taken["before"], self.seeded)),
+                ("fix", fix),
+            ],
+        )
+
+    def explain(self, exc: MigrationStepFailed) -> None:
+        """Add to a failed step which tables had rows, and that they were generated: the step may fail on them."""
+        before = self.taken.get("before")
+        if before is None:
+            return
+        exc.sections = (
+            *exc.sections,
+            (
+                "rows (--migrations-data)",
+                rowdata.describe(before, self.seeded)
+                + "\nthe step ran on these rows; on the same tables empty it may pass. Edge values (NULL, '', the "
+                "longest string, negatives, boundary dates) are generated on purpose: if your data can never look "
+                "like that, say so in the migration; otherwise the migration must handle them",
+            ),
+        )
+
+
+def _version_table_name(session: Any) -> str:
+    context = session.context
+    schema = context.version_table_schema
+    return f"{schema}.{context.version_table}" if schema else str(context.version_table)
 
 
 def _compare(

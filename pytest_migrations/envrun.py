@@ -30,6 +30,7 @@ import contextvars
 import copy
 import os
 import queue
+import re
 import threading
 import time
 import traceback
@@ -681,6 +682,14 @@ def _hint(exc: BaseException, label: str, filename: str) -> str | None:
             f"operations in this order): in {filename}, drop the foreign key first (op.drop_constraint(..., "
             'type_="foreignkey")) and re-create it after, or, when the whole table goes, drop only the table'
         )
+    not_null = _not_null_failure(text)
+    if not_null is not None:
+        column, table = not_null
+        return (
+            f"{filename} makes {column} of {table} NOT NULL while the table has rows that have no value for it "
+            "(an added column without server_default, or alter_column(nullable=False) over NULLs): add a "
+            "server_default, or add it nullable, backfill (op.execute(UPDATE ...)), then set NOT NULL"
+        )
     if isinstance(exc, SystemExit):
         return f"a migration must not call sys.exit() or exit(); raise an exception in {filename} instead"
     if ("(1044," in text or "(1142," in text) and "denied" in text.lower():
@@ -691,6 +700,25 @@ def _hint(exc: BaseException, label: str, filename: str) -> str | None:
             "own. Keep the migration inside the database env.py connects it to (no schema= or database-qualified "
             "names naming another database)"
         )
+    return None
+
+
+_NOT_NULL_MESSAGES = (
+    re.compile(r"NOT NULL constraint failed: (?:_alembic_tmp_)?(?P<table>[\w$]+)\.(?P<column>[\w$]+)"),  # SQLite
+    re.compile(r'column "(?P<column>[^"]+)" of relation "(?P<table>[^"]+)" contains null values'),  # PostgreSQL
+    re.compile(r"Column '(?P<column>[^']+)' cannot be null"),  # MySQL/MariaDB
+    re.compile(r"Cannot add a NOT NULL column with default value NULL"),  # SQLite's ALTER TABLE, rows or not
+)
+
+
+def _not_null_failure(text: str) -> tuple[str, str] | None:
+    """``(column, table)`` of a NOT NULL failure over existing rows, as the database names them."""
+    for pattern in _NOT_NULL_MESSAGES:
+        found = pattern.search(text)
+        if found is not None:
+            names = found.groupdict()
+            column, table = names.get("column"), names.get("table")
+            return f"column `{column}`" if column else "a column", f"`{table}`" if table else "its table"
     return None
 
 

@@ -36,6 +36,7 @@ def _migrations_harnesses(
         baseline,
         settings.policy,
         settings.step_timeout,
+        settings.data,
     )
     try:
         yield harnesses

@@ -30,6 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from .backends import Backend, database_name, run_id
 from .backends.waits import ServerCanceller
+from .data import DataSettings
 from .envrun import EnvRunner, LiveRun, Plan, Session
 from .exceptions import ConfigurationError, MigrationStepFailed, ProviderError
 from .history import RevisionGraph
@@ -72,6 +73,7 @@ class Harness:
         baseline: MetaData | None = None,
         policy: Policy | None = None,
         step_timeout: float | None = None,
+        data: DataSettings | None = None,
     ) -> None:
         self.project = project
         self.backend = backend
@@ -93,6 +95,8 @@ class Harness:
         """Seconds one step may run before the watchdog stops it (``None``: no limit)."""
         self.policy = policy or Policy()
         """The downgrades not to test and the differences to accept."""
+        self.data = data
+        """How the stairway seeds and compares rows (``--migrations-data``); ``None``: it does not."""
         self.env_error: ConfigurationError | None = None
         """What is wrong with env.py itself (it never commits, say), once seen: every later item fails with it."""
         self._env_checked = False

@@ -204,6 +204,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("-", "pytest-migrations: accepted differences and untested downgrades")
         for note in dict.fromkeys(notes):
             terminalreporter.write_line(str(note))
+    pool = terminalreporter.config.stash.get(pool_key, None)
+    if pool is not None and pool.unproven:
+        terminalreporter.write_sep("-", "pytest-migrations: databases left alone")
+        terminalreporter.write_line(
+            "named like the databases of a killed run, but without the plugin's marker (a run killed between "
+            "CREATE DATABASE and its marker leaves one), so they were not dropped; drop them by hand if they "
+            "are not yours to keep: " + ", ".join(pool.unproven)
+        )
 
 
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:

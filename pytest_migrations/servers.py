@@ -37,6 +37,7 @@ from sqlalchemy.pool import NullPool
 from .backends import PREFIX, RUN_ID, Backend, run_id, run_of
 from .backends.server import MySQLBackend, PostgreSQLBackend, ServerBackend
 from .backends.sqlite import SQLiteBackend
+from .data import DataSettings
 from .exceptions import ProviderError
 from .harness import Harness
 from .policy import Policy
@@ -80,6 +81,8 @@ class ServerPool:
     owner: bool = True
     servers: dict[str, Server] = field(default_factory=dict)
     removed_leftovers: int = 0
+    unproven: list[str] = field(default_factory=list)
+    """Databases named like a dead run's but without the plugin's marker: never dropped, only reported."""
     _locks: list[Connection] = field(default_factory=list)
     _engines: list[sa.Engine] = field(default_factory=list)
     _run_users: set[str] = field(default_factory=set)
@@ -150,11 +153,15 @@ class ServerPool:
             found = backend.databases(conn)
         for name, marked in sorted(found.items()):
             other = run_of(name)
-            if other is None or other == run or marked != other:
+            if other is None or other == run or (marked is not None and marked != other):
                 continue
             probe = engine.connect()
             try:
                 if _try_lock(probe, backend.dialect, other):
+                    if marked is None:
+                        # Killed between CREATE DATABASE and its marker, or not ours: unprovable, left alone.
+                        self.unproven.append(f"{backend.dialect} {name}")
+                        continue
                     backend.drop(name)
                     self.removed_leftovers += 1
             except sa.exc.DBAPIError:
@@ -282,8 +289,10 @@ class Harnesses:
         baseline: MetaData | None = None,
         policy: Policy | None = None,
         step_timeout: float | None = None,
+        data: DataSettings | None = None,
     ) -> None:
         self.project = project
+        self.data = data
         self.baseline = baseline
         self.policy = policy
         self.step_timeout = step_timeout
@@ -325,6 +334,7 @@ class Harnesses:
                 baseline=self.baseline,
                 policy=self.policy,
                 step_timeout=self.step_timeout,
+                data=self.data,
             )
         return self._harnesses[dialect]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .checks import CHECKS
+from .data import DEFAULT_ROWS, DataSettings
 from .policy import Policy, parse_accept_lines
 from .providers import DEFAULT_IMAGES, dialect_of
 from .urls import mask_passwords
@@ -53,6 +54,8 @@ class Settings:
     """Seconds one migration step may run before it is stopped; ``None``: no limit."""
     policy: Policy = field(default_factory=Policy)
     """Downgrades not to test (``*``, a floor) and differences to accept."""
+    data: DataSettings | None = None
+    """``--migrations-data``: the stairway seeds tables with generated rows and compares them; ``None``: off."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -111,6 +114,18 @@ class Settings:
                 f"migrations_step_timeout must be a number of seconds (0: no limit), not {raw_step!r}"
             ) from None
         enabled = config.getoption("migrations") or bool(config.getini("migrations_enabled"))
+        data = None
+        if config.getoption("migrations_data") or bool(config.getini("migrations_data")):
+            raw_rows = pick("migrations_data_rows", "migrations_data_rows")
+            try:
+                rows = int(str(raw_rows))
+                if rows < 1:
+                    raise ValueError
+            except ValueError:
+                raise pytest.UsageError(
+                    f"migrations_data_rows must be a whole number of at least 1, not {raw_rows!r}"
+                ) from None
+            data = DataSettings(rows=rows)
         irreversible = _words(config.getini("migrations_irreversible"))
         try:
             accept = parse_accept_lines(config.getini("migrations_stairway_accept"))
@@ -143,6 +158,7 @@ class Settings:
             x_arguments=tuple(config.getoption("migrations_x") or config.getini("migrations_x_arguments") or ()),
             policy=policy,
             step_timeout=step_timeout or None,
+            data=data,
         )
 
 
@@ -242,6 +258,17 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help=f"Stop a migration step running longer than this ({DEFAULT_STEP_TIMEOUT:.0f}; 0: no limit).",
     )
+    group.addoption(
+        "--migrations-data",
+        action="store_true",
+        default=None,
+        help="Give each revision's tables generated rows before its stairway and check the rows survive it.",
+    )
+    group.addoption(
+        "--migrations-data-rows",
+        metavar="N",
+        help=f"Rows generated per empty table with --migrations-data ({DEFAULT_ROWS}).",
+    )
     group.addoption("--migrations-timeout", metavar="SECONDS", help="Wait for a started server at most this long (60).")
     group.addoption("--migrations-postgresql-image", metavar="IMAGE", help="PostgreSQL image (postgres:15).")
     group.addoption("--migrations-mysql-image", metavar="IMAGE", help="MySQL/MariaDB image (mariadb:10.11).")
@@ -282,6 +309,15 @@ def add_options(parser: pytest.Parser) -> None:
         "migrations_step_timeout",
         "Seconds one migration step may run before it is stopped (0: no limit).",
         default=str(DEFAULT_STEP_TIMEOUT),
+    )
+    parser.addini(
+        "migrations_data",
+        "Run the stairway on tables with generated rows and check the rows survive it.",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "migrations_data_rows", "Rows generated per empty table with migrations_data.", default=str(DEFAULT_ROWS)
     )
     parser.addini("migrations_postgresql_image", "PostgreSQL image for the container provider.", default="")
     parser.addini("migrations_mysql_image", "MySQL/MariaDB image for the container provider.", default="")

@@ -1,0 +1,592 @@
+"""Rows for the migrations to run on: generated from the schema, kept, and compared.
+
+On empty tables most of the migrations that break production pass: a NOT NULL column
+added without a default, a downgrade that drops and re-creates a table and loses its
+rows, a downgrade that restores a column but not its values. With ``--migrations-data``
+the stairway gives every table of a revision's parent state that has no rows yet a few
+generated rows before the upgrade, and compares the rows around the round trip.
+
+The rows are generated from the schema reflected from the live connection (SQLAlchemy's
+``MetaData.reflect``, the default schema only, Alembic's version table left out), so
+they need nothing from the user:
+
+- parents before children, so that foreign keys hold: a child row takes the key of a
+  parent row that exists; a self-reference is NULL (when it may be) or an earlier row of
+  the same table; in a cycle of foreign keys the tables are seeded in an order that
+  works when a nullable foreign key breaks it (a table that got no rows is tried again
+  once its parents have some);
+- NOT NULL, primary and unique keys (composite too) distinct, string lengths, numeric
+  precision and scale, enum labels, booleans, dates and times, JSON;
+- each row is inserted on its own inside a SAVEPOINT (``connection.begin_nested()``), and
+  a row the database refuses (a CHECK constraint, a collation that calls two strings
+  equal, a character set without ``☃``) is dropped, never a failure. On MySQL/MariaDB
+  DDL commits implicitly, but the rows are inserted between steps, where no DDL runs,
+  so the SAVEPOINT holds there too.
+
+The values are the ones that find bugs, as property-based testing picks them: the
+longest string a column allows, the empty string, unicode, zero, negative numbers,
+boundary dates, NULL in every nullable column in one row, and values repeated across
+rows in the columns that are not unique. They are deterministic: the random generator
+of a table is seeded from the revision id and the table name, so a failure reproduces
+exactly, wherever the item runs.
+
+Nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+DEFAULT_ROWS = 5
+"""Rows per table: enough for every kind of edge value to appear once, few enough to cost nothing."""
+
+MAX_SHOWN = 10
+"""Rows shown per table in a failure."""
+
+UNICODE = "Zoë ☃ 北京 — ñ"
+"""Accents, a symbol outside Latin-1 and CJK: what an ASCII-only assumption breaks on."""
+
+WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """How the stairway seeds tables (``--migrations-data``)."""
+
+    rows: int = DEFAULT_ROWS
+    """Rows generated per table that has none (``migrations_data_rows``)."""
+
+
+@dataclass
+class Seeded:
+    """What seeding did to one table."""
+
+    inserted: int = 0
+    refused: int = 0
+    first_refusal: str | None = None
+    """The database's reason for the first row it refused, one line."""
+    seed: str = ""
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """All rows of one table at one moment, as sorted tuples in the order of ``columns``."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    key: tuple[str, ...] = ()
+    """The primary key's columns: a lost row and a new row with the same key are one changed row."""
+
+    def project(self, columns: Sequence[str]) -> TableRows:
+        """The rows with only ``columns`` (those of them this table has), in that order."""
+        keep = [c for c in columns if c in self.columns]
+        index = [self.columns.index(c) for c in keep]
+        rows = tuple(sorted((tuple(r[i] for i in index) for r in self.rows), key=_row_key))
+        return TableRows(tuple(keep), rows, tuple(k for k in self.key if k in keep))
+
+
+RowSnapshot = dict[str, TableRows]
+"""Table name -> its rows."""
+
+
+@dataclass(frozen=True)
+class RowDifference:
+    """How the rows of one table differ from the expected ones."""
+
+    table: str
+    columns: tuple[str, ...]
+    lost: tuple[tuple[Any, ...], ...] = ()
+    changed: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
+    """``(expected, actual)`` pairs of rows with the same primary key."""
+    added: tuple[tuple[Any, ...], ...] = ()
+    table_gone: bool = False
+
+    def render_lines(self, expected: str, actual: str) -> list[str]:
+        head = f'table "{self.table}" ({", ".join(self.columns)})'
+        if self.table_gone:
+            return [f"{head}: {len(self.lost)} row(s) {expected}, but the table is gone {actual}"]
+        lines = [f"{head}:"]
+        for row in self.lost[:MAX_SHOWN]:
+            lines.append(f"  - {_render_row(row)}  lost: {expected}, missing {actual}")
+        for old, new in self.changed[:MAX_SHOWN]:
+            what = "; ".join(
+                f"{c}: {_render(a)} {expected}, {_render(b)} {actual}"
+                for c, a, b in zip(self.columns, old, new, strict=True)
+                if a != b
+            )
+            lines.append(f"  ~ {_render_row(old)}  changed: {what}")
+        for row in self.added[:MAX_SHOWN]:
+            lines.append(f"  + {_render_row(row)}  present {actual} only")
+        hidden = max(0, len(self.lost) - MAX_SHOWN) + max(0, len(self.changed) - MAX_SHOWN)
+        if hidden:
+            lines.append(f"  ... and {hidden} more")
+        return lines
+
+    @property
+    def counts(self) -> str:
+        parts = [f"{len(self.lost)} lost" if self.lost else "", f"{len(self.changed)} changed" if self.changed else ""]
+        return ", ".join(p for p in parts if p)
+
+
+# ---------------------------------------------------------------------------- reflection
+
+
+def reflect(connection: Connection, exclude: Iterable[str] = ()) -> sa.MetaData:
+    """The tables of the connection's default schema, reflected, without ``exclude`` (the version table)."""
+    excluded = set(exclude)
+    metadata = sa.MetaData()
+    with warnings.catch_warnings():
+        # Reflection warns about what it cannot represent (an expression index, an unknown type): no concern here.
+        warnings.simplefilter("ignore", sa.exc.SAWarning)
+        metadata.reflect(connection, only=lambda name, _: name not in excluded and not name.startswith("sqlite_"))
+    return metadata
+
+
+def _empty(connection: Connection, table: sa.Table) -> bool:
+    return connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None
+
+
+# ---------------------------------------------------------------------------- seeding
+
+
+def seed(connection: Connection, metadata: sa.MetaData, revision: str, rows: int = DEFAULT_ROWS) -> dict[str, Seeded]:
+    """Insert ``rows`` generated rows into every table of ``metadata`` that has none; what was done, by table.
+
+    Tables with rows are left as they are: rows are generated once per table, and the
+    walk keeps them. The random generator of each table is seeded from ``revision``
+    and the table's name.
+    """
+    empty = [t for t in _order(metadata) if _empty(connection, t)]
+    done: dict[str, Seeded] = {}
+    retry: list[sa.Table] = []
+    for table in empty:
+        done[table.name] = _seed_table(connection, table, revision, rows)
+        if not done[table.name].inserted and _has_parents(table):
+            retry.append(table)
+    for table in retry:  # a cycle seeded in the wrong order: its parents have rows now
+        done[table.name] = _seed_table(connection, table, revision, rows)
+    return done
+
+
+def _order(metadata: sa.MetaData) -> list[sa.Table]:
+    """Tables, parents first (the foreign keys of a cycle do not order it: :func:`seed` tries again)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa.exc.SAWarning)  # "cannot sort tables ... cycle": handled
+        return list(metadata.sorted_tables)
+
+
+def _has_parents(table: sa.Table) -> bool:
+    return any(fk.referred_table is not table for fk in table.foreign_key_constraints)
+
+
+def _seed_table(connection: Connection, table: sa.Table, revision: str, rows: int) -> Seeded:
+    key = f"{revision}/{table.name}"
+    rng = random.Random(key)
+    report = Seeded(seed=key)
+    generator = _RowGenerator(connection, table, rng)
+    for index in range(rows):
+        # A refused row is replaced once by a plain one (random values, no negatives): a CHECK such as
+        # `balance >= 0` then still leaves the table its rows; refused again, the row is dropped.
+        for row in (generator.row(index), generator.row(4, plain=True)):
+            if row is None:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    # SQLite stores Decimal as float and says so on every value: the values are chosen to fit.
+                    warnings.simplefilter("ignore", sa.exc.SAWarning)
+                    with connection.begin_nested():
+                        result = connection.execute(table.insert().values(row))
+            except sa.exc.StatementError as exc:
+                report.refused += 1
+                if report.first_refusal is None:
+                    report.first_refusal = _one_line(exc.orig if exc.orig is not None else exc)
+                continue
+            report.inserted += 1
+            inserted = dict(row)
+            for column, value in zip(table.primary_key.columns, result.inserted_primary_key or (), strict=False):
+                inserted.setdefault(column.name, value)
+            generator.accepted(inserted)
+            break
+    return report
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass
+class _RowGenerator:
+    """Makes the rows of one table, one at a time; remembers which it inserted for uniqueness and self-references."""
+
+    connection: Connection
+    table: sa.Table
+    rng: random.Random
+    made: list[dict[str, Any]] = field(default_factory=list)
+    seen: set[tuple[tuple[str, ...], tuple[Any, ...]]] = field(default_factory=set)
+    parents: dict[sa.ForeignKeyConstraint, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        table = self.table
+        omitted = {c.name for c in table.columns if _generated_by_database(c)}
+        self.columns = [c for c in table.columns if c.name not in omitted]
+        self.unique_sets = [s for s in _unique_sets(table) if not set(s) & omitted]
+        self.unique_columns = {c for s in self.unique_sets for c in s}
+        self.foreign = [fk for fk in table.foreign_key_constraints if not {c.name for c in fk.columns} & omitted]
+        for fk in self.foreign:
+            if fk.referred_table is not table:
+                self.parents[fk] = self._parent_keys(fk)
+
+    def _parent_keys(self, fk: sa.ForeignKeyConstraint) -> list[tuple[Any, ...]]:
+        referred = [element.column for element in fk.elements]
+        query = sa.select(*referred).where(*(c.is_not(None) for c in referred)).distinct().limit(50)
+        try:
+            with self.connection.begin_nested():
+                found = [tuple(r) for r in self.connection.execute(query)]
+        except sa.exc.StatementError:
+            return []
+        return sorted(found, key=_row_key)
+
+    def accepted(self, row: dict[str, Any]) -> None:
+        self.made.append(row)
+        for names in self.unique_sets:
+            self.seen.add((names, tuple(row.get(n) for n in names)))
+
+    def row(self, index: int, *, plain: bool = False) -> dict[str, Any] | None:
+        """Row ``index``: 0 the largest values, 1 NULLs and empties, 2 unicode and negatives, 3 repeats row 2.
+
+        ``plain``: random values without negative numbers, the replacement of a refused row.
+        """
+        for attempt in range(20):
+            kind = min(index, 4) if attempt == 0 else 4
+            candidate = self._candidate(kind, plain)
+            if self._distinct(candidate):
+                return candidate
+        return None
+
+    def _distinct(self, row: Mapping[str, Any]) -> bool:
+        for names in self.unique_sets:
+            values = tuple(row.get(n) for n in names)
+            if (names, values) in self.seen:
+                return False
+        return True
+
+    def _candidate(self, kind: int, plain: bool = False) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        previous = self.made[-1] if self.made else None
+        for column in self.columns:
+            if kind == 1 and column.nullable and not column.primary_key:
+                row[column.name] = None  # NULL in every nullable column, in one row
+            elif kind == 1 and column.server_default is not None:
+                continue  # the server default fills it: the default is tried too
+            elif kind == 3 and previous is not None and column.name not in self.unique_columns:
+                row[column.name] = previous.get(column.name)  # repeated values where repeats are allowed
+            else:
+                value = _value(column, kind, self.rng, len(self.made), column.name in self.unique_columns)
+                row[column.name] = abs(value) if plain and isinstance(value, (int, float, Decimal)) else value
+        for fk in self.foreign:
+            names = [c.name for c in fk.columns]
+            nullable = all(c.nullable for c in fk.columns)
+            if fk.referred_table is self.table:
+                referred = [e.column.name for e in fk.elements]
+                earlier = [tuple(r.get(n) for n in referred) for r in self.made]
+                earlier = [t for t in earlier if None not in t]
+                if (not earlier or kind == 1) and nullable:
+                    values: tuple[Any, ...] | None = None
+                elif earlier:
+                    values = self.rng.choice(earlier)
+                else:  # a NOT NULL self-reference, first row: it refers to itself
+                    values = tuple(row.get(n) for n in referred)
+            else:
+                keys = self.parents.get(fk, [])
+                if (kind == 1 and nullable) or (not keys and nullable):
+                    values = None
+                elif not keys:
+                    values = None  # no parent row: the database refuses the row, and it is dropped
+                elif kind == 0:
+                    values = keys[0]
+                elif kind == 3 and previous is not None:
+                    values = tuple(previous.get(n) for n in names)
+                else:
+                    values = self.rng.choice(keys)
+            for position, name in enumerate(names):
+                row[name] = None if values is None else values[position]
+        return row
+
+
+def _generated_by_database(column: sa.Column[Any]) -> bool:
+    """Columns the database fills itself: computed, identity, the autoincrement key (its sequence stays right)."""
+    if column.computed is not None or column.identity is not None:
+        return True
+    table = column.table
+    return isinstance(table, sa.Table) and table.autoincrement_column is column
+
+
+def _unique_sets(table: sa.Table) -> list[tuple[str, ...]]:
+    sets: list[tuple[str, ...]] = []
+    if table.primary_key.columns:
+        sets.append(tuple(c.name for c in table.primary_key.columns))
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint):
+            sets.append(tuple(c.name for c in constraint.columns))
+    for index in table.indexes:
+        if index.unique:
+            names = tuple(c.name for c in index.columns if isinstance(c, sa.Column))
+            if names:
+                sets.append(names)
+    return list(dict.fromkeys(sets))
+
+
+# ---------------------------------------------------------------------------- values
+
+
+def _value(column: sa.Column[Any], kind: int, rng: random.Random, serial: int, unique: bool) -> Any:
+    """A value of ``column``'s type for a row of ``kind`` (see :meth:`_RowGenerator.row`); ``None``: no idea."""
+    t = column.type
+    if isinstance(t, sa.Enum) and t.enums:
+        labels = list(t.enums)
+        return labels[-1] if kind == 0 else labels[0] if kind == 1 else rng.choice(labels)
+    if isinstance(t, sa.Boolean) or (type(t).__name__ == "TINYINT" and getattr(t, "display_width", None) == 1):
+        flag = kind == 0 if kind < 2 else rng.random() < 0.5
+        return int(flag) if not isinstance(t, sa.Boolean) else flag
+    if isinstance(t, sa.Integer):
+        low, high = _integer_range(t)
+        if kind == 0:
+            return high
+        if kind == 1:
+            return 0
+        if kind == 2:
+            return max(low, -rng.randint(1, 1000))
+        return rng.randint(max(low, -1000), min(high, 100_000))
+    if isinstance(t, sa.Float):
+        return [1.0e15, 0.0, -rng.uniform(1, 1000), 0.0, rng.uniform(-1000, 1000)][kind]
+    if isinstance(t, sa.Numeric):
+        return _numeric(t, kind, rng)
+    if isinstance(t, sa.DateTime):
+        value = [
+            dt.datetime(2037, 12, 31, 23, 59, 59),  # inside MySQL's TIMESTAMP range, which ends in 2038
+            dt.datetime(1970, 1, 2, 0, 0, 0),
+            dt.datetime(2000, 2, 29, 12, 30, 45),
+            dt.datetime(1970, 1, 2, 0, 0, 0),
+            dt.datetime(1971, 1, 1) + dt.timedelta(seconds=rng.randint(0, 2_000_000_000)),
+        ][kind]
+        return value.replace(tzinfo=dt.timezone.utc) if t.timezone else value
+    if isinstance(t, sa.Date):
+        return (
+            [dt.date(2099, 12, 31), dt.date(1970, 1, 1), dt.date(2000, 2, 29), dt.date(1970, 1, 1)][kind]
+            if (kind < 4)
+            else dt.date(1971, 1, 1) + dt.timedelta(days=rng.randint(0, 25_000))
+        )
+    if isinstance(t, sa.Time):
+        return (
+            [dt.time(23, 59, 59), dt.time(0, 0), dt.time(12, 30), dt.time(0, 0)][kind]
+            if kind < 4
+            else dt.time(rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59))
+        )
+    if isinstance(t, sa.Interval):
+        return dt.timedelta(days=[9999, 0, -1, 0, rng.randint(-100, 100)][kind])
+    if isinstance(t, sa.JSON) or _mariadb_json(t):
+        document = [
+            {"nested": {"list": [1, 2.5, None, "é"]}, "text": "x" * 40},
+            {},
+            [UNICODE, -1, True],
+            {},
+            {"n": rng.randint(0, 100), "word": rng.choice(WORDS)},
+        ][kind]
+        return document if isinstance(t, sa.JSON) else json.dumps(document)
+    if isinstance(t, sa.Uuid):
+        return uuid.UUID(int=rng.getrandbits(128))
+    if isinstance(t, sa.String):
+        return _string(t.length, kind, rng, serial, unique)
+    if isinstance(t, sa.LargeBinary):
+        return [b"\xff" * min(getattr(t, "length", None) or 64, 64), b"", b"\x00\x01", b"", rng.randbytes(8)][kind]
+    return None
+
+
+def _mariadb_json(t: sa.types.TypeEngine[Any]) -> bool:
+    """MariaDB's JSON is LONGTEXT in utf8mb4_bin with a column CHECK (json_valid) that reflection does not see."""
+    return type(t).__name__ == "LONGTEXT" and getattr(t, "collation", None) == "utf8mb4_bin"
+
+
+def _integer_range(t: sa.types.TypeEngine[Any]) -> tuple[int, int]:
+    name = type(t).__name__.upper()
+    bits = 8 if "TINY" in name else 16 if isinstance(t, sa.SmallInteger) else 64 if isinstance(t, sa.BigInteger) else 32
+    bits = 24 if "MEDIUM" in name else bits
+    if getattr(t, "unsigned", False):
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def _numeric(t: sa.Numeric[Any], kind: int, rng: random.Random) -> Any:
+    precision, scale = t.precision or 12, t.scale if t.scale is not None else 2
+    whole = max(precision - scale, 0)
+    unit = Decimal(1).scaleb(-scale)
+    largest = (Decimal(10) ** whole - unit).quantize(unit)
+    value = [
+        largest,
+        Decimal(0).quantize(unit),
+        -(unit * rng.randint(1, 999)).quantize(unit).min(largest).max(-largest) if largest > 0 else Decimal(0),
+        Decimal(0).quantize(unit),
+        (unit * rng.randint(-(10 ** min(precision, 6)) + 1, 10 ** min(precision, 6) - 1)).max(-largest).min(largest),
+    ][kind]
+    return value if t.asdecimal else float(value)
+
+
+def _string(length: int | None, kind: int, rng: random.Random, serial: int, unique: bool) -> str:
+    """A string within ``length``; in a unique column it starts with a token no other row has."""
+    size = length or 200
+    token = _token(serial) if unique else ""
+    if kind == 0:
+        text = "x" * size  # the longest value the column allows
+    elif kind == 1:
+        text = ""
+    elif kind == 2:
+        text = UNICODE
+    else:
+        text = " ".join(rng.choice(WORDS) for _ in range(3))
+    if unique and kind != 1:
+        # Case and accents may not tell strings apart under the server's collation: the token does.
+        text = (token + "-" + text) if size > len(token) else token
+    return text[:size] if kind != 0 else (text + "x" * size)[:size]
+
+
+def _token(serial: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    serial += 1
+    while serial:
+        serial, rest = divmod(serial, len(digits))
+        out = digits[rest] + out
+    return out
+
+
+# ---------------------------------------------------------------------------- snapshots and diffs
+
+
+def snapshot(connection: Connection, metadata: sa.MetaData) -> RowSnapshot:
+    """Every row of every table of ``metadata``, as sorted tuples (cheap for the few rows seeding makes)."""
+    taken: RowSnapshot = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa.exc.SAWarning)
+        for name, table in metadata.tables.items():
+            columns = tuple(c.name for c in table.columns)
+            rows = tuple(
+                sorted((tuple(_normal(v) for v in r) for r in connection.execute(sa.select(table))), key=_row_key)
+            )
+            taken[name] = TableRows(columns, rows, tuple(c.name for c in table.primary_key.columns))
+    return taken
+
+
+def volatile_columns(metadata: sa.MetaData) -> dict[str, set[str]]:
+    """Columns whose values a re-run need not repeat: database-made keys and clock or random defaults.
+
+    A data migration that inserts a row into an existing table gets a new key from the
+    sequence when it runs again after its downgrade deleted the row; a column added with
+    ``server_default=now()`` gets the time of the re-upgrade. Neither is a defect.
+    """
+    volatile: dict[str, set[str]] = {}
+    for name, table in metadata.tables.items():
+        for column in table.columns:
+            default = column.server_default
+            arg = getattr(default, "arg", None)
+            text = "" if arg is None else str(arg).lower()
+            clock = any(word in text for word in ("now", "current_", "random", "uuid", "nextval", "sysdate"))
+            if _generated_by_database(column) or clock:
+                volatile.setdefault(name, set()).add(column.name)
+    return volatile
+
+
+def compare(
+    expected: RowSnapshot, actual: RowSnapshot, ignore: Mapping[str, set[str]] | None = None
+) -> list[RowDifference]:
+    """The rows of ``expected`` that ``actual`` does not have, table by table, on ``expected``'s columns.
+
+    Rows are compared as multisets; a lost row and a new row with the same primary key
+    are shown as one changed row. Rows only ``actual`` has are shown next to a loss,
+    but alone are no difference (a downgrade may leave rows its upgrade inserted).
+    """
+    out: list[RowDifference] = []
+    for name, before in expected.items():
+        if not before.rows:
+            continue
+        columns = [c for c in before.columns if c not in (ignore or {}).get(name, set())]
+        before = before.project(columns)
+        now = actual.get(name)
+        if now is None:
+            out.append(RowDifference(name, before.columns, lost=before.rows, table_gone=True))
+            continue
+        after = now.project(before.columns)
+        if after.columns != before.columns:
+            before = before.project(after.columns)
+        missing = Counter(before.rows) - Counter(after.rows)
+        if not missing:
+            continue
+        extra = Counter(after.rows) - Counter(before.rows)
+        lost = sorted(missing.elements(), key=_row_key)
+        added = sorted(extra.elements(), key=_row_key)
+        changed: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
+        if before.key:
+            index = [before.columns.index(k) for k in before.key]
+            by_key = {tuple(r[i] for i in index): r for r in added}
+            for row in list(lost):
+                match = by_key.pop(tuple(row[i] for i in index), None)
+                if match is not None:
+                    changed.append((row, match))
+                    lost.remove(row)
+                    added.remove(match)
+        out.append(RowDifference(name, before.columns, tuple(lost), tuple(changed), tuple(added)))
+    return out
+
+
+def describe(rows: RowSnapshot, seeded: Mapping[str, Seeded]) -> str:
+    """Which tables had rows, and where they came from: the context of a failure on rows."""
+    lines = []
+    for name, table in sorted(rows.items()):
+        if not table.rows:
+            continue
+        made = seeded.get(name)
+        if made is not None and made.inserted:
+            origin = f"generated for this revision (seed {made.seed!r})"
+            if made.refused:
+                origin += f"; {made.refused} generated row(s) refused by the database, replaced or dropped: "
+                origin += str(made.first_refusal)
+        else:
+            origin = "kept from earlier revisions' seeding"
+        lines.append(f'table "{name}": {len(table.rows)} row(s), {origin}')
+    return "\n".join(lines) or "no table had rows"
+
+
+def _normal(value: Any) -> Any:
+    """A hashable, comparable form of a value read back (JSON documents become their canonical text)."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+def _row_key(row: tuple[Any, ...]) -> tuple[tuple[bool, str, str], ...]:
+    return tuple((v is None, type(v).__name__, str(v)) for v in row)
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, (dt.date, dt.time, Decimal, uuid.UUID)):
+        return str(value)
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _render_row(row: tuple[Any, ...]) -> str:
+    return "(" + ", ".join(_render(v) for v in row) + ")"

@@ -1,0 +1,181 @@
+"""With --migrations-data the stairway runs every revision on tables with generated rows, and checks the rows."""
+
+from __future__ import annotations
+
+from ..helpers import Project, users_table
+
+KINDS_UP = """
+op.create_table(
+    "accounts",
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(40), nullable=False, unique=True),
+    sa.Column("nick", sa.String(8)),
+    sa.Column("balance", sa.Numeric(8, 2), nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("born", sa.Date),
+    sa.Column("seen", sa.DateTime),
+    sa.Column("tier", sa.Enum("free", "pro", name="tier"), nullable=False),
+    sa.Column("prefs", sa.JSON),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("accounts.id")),
+    sa.CheckConstraint("balance >= 0", name="ck_balance"),
+)
+op.create_table(
+    "memberships",
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("team", sa.String(20), primary_key=True),
+    sa.Column("since", sa.DateTime, nullable=False),
+)
+"""
+KINDS_DOWN = """
+op.drop_table("memberships")
+op.drop_table("accounts")
+sa.Enum(name="tier").drop(op.get_bind(), checkfirst=True)
+"""
+NICKNAME_UP = """
+with op.batch_alter_table("accounts") as b:
+    b.add_column(sa.Column("nickname", sa.String(8)))
+op.execute("UPDATE accounts SET nickname = nick")
+with op.batch_alter_table("accounts") as b:
+    b.drop_column("nick")
+"""
+NICKNAME_DOWN = """
+with op.batch_alter_table("accounts") as b:
+    b.add_column(sa.Column("nick", sa.String(8)))
+op.execute("UPDATE accounts SET nick = nickname")
+with op.batch_alter_table("accounts") as b:
+    b.drop_column("nickname")
+"""
+ADD_PLAN = """
+with op.batch_alter_table("users", recreate="always") as b:
+    b.add_column(sa.Column("plan", sa.String(10), nullable=False))
+"""
+DROP_PLAN = 'with op.batch_alter_table("users") as b:\n    b.drop_column("plan")'
+PEOPLE = """
+op.create_table("people", sa.Column("id", sa.Integer, primary_key=True), sa.Column("bio", sa.Text))
+"""
+SPLIT_UP = """
+op.create_table("bios", sa.Column("person_id", sa.Integer, primary_key=True), sa.Column("bio", sa.Text))
+op.execute("INSERT INTO bios (person_id, bio) SELECT id, bio FROM people")
+with op.batch_alter_table("people") as b:
+    b.drop_column("bio")
+"""
+SPLIT_DOWN_LOSING_VALUES = """
+with op.batch_alter_table("people") as b:
+    b.add_column(sa.Column("bio", sa.Text))
+op.drop_table("bios")
+"""
+RECREATE_DOWN = """
+op.drop_table("users")
+op.create_table("users", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("name", sa.String(50), nullable=False))
+"""
+
+
+def kinds_history(project: Project) -> None:
+    """A correct history: every column kind, a self-reference, a composite key, a CHECK, a data migration."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", KINDS_UP, KINDS_DOWN)
+    project.revision("c3", "b2", NICKNAME_UP, NICKNAME_DOWN)
+    project.revision(
+        "d4", "c3", 'op.create_index("ix_since", "memberships", ["since"])', 'op.drop_index("ix_since", "memberships")'
+    )
+
+
+def test_a_correct_history_passes_on_rows(project: Project) -> None:
+    """Every column kind gets rows, a column renamed by a copy keeps its values both ways: all items pass."""
+    kinds_history(project)
+    result = project.run("--migrations-data")
+    result.assert_outcomes(passed=8, skipped=1)  # drift: no models
+
+
+def test_the_same_history_passes_without_data(project: Project) -> None:
+    """Without --migrations-data nothing changes: the same items pass on empty tables."""
+    kinds_history(project)
+    result = project.run()
+    result.assert_outcomes(passed=8, skipped=1)  # drift: no models
+
+
+def test_not_null_column_without_default_fails_on_rows_with_the_fix(project: Project) -> None:
+    """A NOT NULL column added without server_default fails on rows, naming column, table, the fix and the rows."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", ADD_PLAN, DROP_PLAN)
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of revision b2 * raised IntegrityError: *NOT NULL constraint failed: _alembic_tmp_users.plan",
+            "*b2_rev.py makes column `plan` of `users` NOT NULL while the table has rows*add a server_default, "
+            "or add it nullable, backfill*then set NOT NULL",
+            "*rows (--migrations-data):",
+            "*table \"users\": 5 row(s), generated for this revision (seed 'b2/users')",
+        ]
+    )
+
+
+def test_not_null_column_without_default_passes_on_empty_tables(project: Project) -> None:
+    """The same revision passes without --migrations-data: on empty tables the defect cannot show."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", ADD_PLAN, DROP_PLAN)
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_downgrade_that_re_creates_a_table_loses_its_rows(project: Project) -> None:
+    """A downgrade that drops and re-creates a table fails, listing the rows it lost."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix_name", "users", ["name"])', RECREATE_DOWN)
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of revision b2 * does not give back the rows that were there before the upgrade: "
+            'table "users" (5 lost)',
+            "*rows:",
+            '*table "users" (id, name):',
+            "*- (1, 'xxxxx*)  lost: before the upgrade, missing after the downgrade",
+            '*lossy_downgrade = "<why>" at module level in b2_rev.py',
+        ]
+    )
+
+
+def test_a_downgrade_that_restores_a_column_but_not_its_values(project: Project) -> None:
+    """A column moved to another table and restored empty by the downgrade fails, showing the changed values."""
+    project.revision("a1", None, PEOPLE, 'op.drop_table("people")')
+    project.revision("b2", "a1", SPLIT_UP, SPLIT_DOWN_LOSING_VALUES)
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            'downgrade of revision b2 * does not give back the rows *: table "people" (4 changed)',
+            "*~ (1, 'xxxxx*)  changed: bio: 'xxxxx* before the upgrade, None after the downgrade",
+            "*~ (3, 'Zoë ☃ 北京 — ñ')  changed: bio: 'Zoë ☃ 北京 — ñ' before the upgrade, None after the downgrade",
+        ]
+    )
+
+
+def test_a_declared_lossy_downgrade_passes_with_its_reason(project: Project) -> None:
+    """lossy_downgrade = "why" in the file: the rows are not compared, the item passes and the reason is shown."""
+    project.revision("a1", None, PEOPLE, 'op.drop_table("people")')
+    project.revision(
+        "b2", "a1", SPLIT_UP, SPLIT_DOWN_LOSING_VALUES, extra='lossy_downgrade = "bios live in their own table now"'
+    )
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*accepted differences and untested downgrades*",
+            "b2 downgrade: rows not compared: *bios live in their own table now",
+        ]
+    )
+
+
+def test_migrations_data_in_the_ini_and_bad_row_counts(project: Project) -> None:
+    """migrations_data = true turns it on; migrations_data_rows must be a whole number of at least 1."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", ADD_PLAN, DROP_PLAN)
+    project.pytester.makeini("[pytest]\nmigrations_data = true\nmigrations_data_rows = 2\n")
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(['*table "users": 2 row(s), generated*'])
+    bad = project.run("--migrations-data-rows", "0")
+    bad.stderr.fnmatch_lines(["*migrations_data_rows must be a whole number of at least 1, not '0'*"])
