@@ -158,8 +158,8 @@ class ServerPool:
             probe = engine.connect()
             try:
                 if _try_lock(probe, backend.dialect, other):
-                    if marked is None:
-                        # Killed between CREATE DATABASE and its marker, or not ours: unprovable, left alone.
+                    if marked is None and not backend.unmarked_is_ours(name):
+                        # Not provably ours (no inner marker, and it holds something): left alone, reported.
                         self.unproven.append(f"{backend.dialect} {name}")
                         continue
                     backend.drop(name)

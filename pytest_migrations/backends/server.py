@@ -166,6 +166,10 @@ class ServerBackend:
         """Databases of the plugin's name form on the server, with the run id their marker names (or ``None``)."""
         raise NotImplementedError
 
+    def unmarked_is_ours(self, name: str) -> bool:
+        """Whether a well-formed database without the marker can still be proven the plugin's (never, here)."""
+        return False
+
     def close(self) -> None:
         for name in list(self._created):
             self.drop(name)
@@ -193,6 +197,12 @@ def _mysql_code(exc: sa.exc.DBAPIError) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
+_PG_USER_OBJECTS = """
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+"""
+
+
 class PostgreSQLBackend(ServerBackend):
     """``CREATE DATABASE``; a clone is ``CREATE DATABASE ... TEMPLATE`` (a file-level copy)."""
 
@@ -202,6 +212,42 @@ class PostgreSQLBackend(ServerBackend):
     def _create(self, conn: Connection, name: str) -> None:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         self._mark(conn, name)
+        self._mark_inside(name)
+
+    def _mark_inside(self, name: str) -> None:
+        """The marker again, inside the database (its public schema's comment), where TEMPLATE copies it.
+
+        CREATE DATABASE and COMMENT ON DATABASE are two statements: a run killed between
+        them leaves a database without the outer marker. A clone, which takes long, copies
+        this inner one with everything else, so it is the plugin's from its first moment.
+        """
+        run = run_of(name)
+        assert run is not None
+        engine = sa.create_engine(self.url(name), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"COMMENT ON SCHEMA public IS '{marker(run)}'")
+        finally:
+            engine.dispose()
+
+    def unmarked_is_ours(self, name: str) -> bool:
+        """Whether a well-formed database without the outer marker is still provably the plugin's.
+
+        It is when it carries the inner marker of the run its name names (a clone killed
+        before its COMMENT ON DATABASE), or when it holds nothing at all (a CREATE DATABASE
+        killed before its markers: dropping an empty database loses nothing).
+        """
+        run = run_of(name)
+        engine = sa.create_engine(self.url(name), poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                inner = conn.execute(sa.text("SELECT obj_description('public'::regnamespace, 'pg_namespace')")).scalar()
+                objects = conn.execute(sa.text(_PG_USER_OBJECTS)).scalar()
+        except sa.exc.DBAPIError:
+            return False
+        finally:
+            engine.dispose()
+        return (run is not None and marker_run(inner) == run) or not objects
 
     def _mark(self, conn: Connection, name: str) -> None:
         run = run_of(name)

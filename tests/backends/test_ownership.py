@@ -382,3 +382,38 @@ def test_a_password_query_parameter_never_appears_in_output(project: Project, di
     else:
         result.assert_outcomes(failed=1, errors=1)
         assert "cannot connect to the mysql server at mysql+pymysql://root:***@127.0.0.1:3306" in output
+
+
+def test_a_postgresql_database_of_a_run_killed_before_its_marker_is_proven_or_left_alone(project: Project) -> None:
+    """kill -9 between CREATE DATABASE and its marker: a clone (inner marker) or an empty database is removed by
+    the next run; a well-formed name holding data without any marker is left alone, rows kept, and reported."""
+    url = server_url("postgresql")
+    dead = uuid.uuid4().hex[:8]
+    clone, empty, foreign = (f"pytest_migrations_{dead}_main_{n}" for n in (1, 2, 3))
+    admin = sa.create_engine(with_driver(sa.make_url(url)), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for name in (clone, empty, foreign):
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    for name, inner in ((clone, marker(dead)), (foreign, None)):
+        engine = sa.create_engine(with_driver(sa.make_url(url)).set(database=name), poolclass=NullPool)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (id int primary key)")
+            conn.exec_driver_sql("INSERT INTO t VALUES (1), (2)")
+            if inner:
+                conn.exec_driver_sql(f"COMMENT ON SCHEMA public IS '{inner}'")
+        engine.dispose()
+    try:
+        project.revision(**users_table("a1"))
+        result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["*pytest-migrations: databases left alone*", f"*postgresql {foreign}*"])
+        assert plugin_databases("postgresql", run=dead) == [foreign]
+        engine = sa.create_engine(with_driver(sa.make_url(url)).set(database=foreign), poolclass=NullPool)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            for name in (clone, empty, foreign):
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
