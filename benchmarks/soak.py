@@ -63,8 +63,8 @@ def downgrade():
 def databases_of(url: str, runs: set[str]) -> tuple[int, int]:
     """``(marked, unmarked)``: databases of these runs left on the server, with and without the plugin's marker.
 
-    A run killed between CREATE DATABASE and the marker leaves an unmarked one, which no
-    later run may drop: it cannot prove the database is the plugin's.
+    A run killed between CREATE DATABASE and its marker leaves one without it; a later run
+    drops it only if it can still prove it the plugin's (see ServerPool), else reports it.
     """
     engine = sa.create_engine(with_driver(sa.make_url(url)), poolclass=NullPool)
     postgresql = engine.dialect.name == "postgresql"
@@ -150,7 +150,7 @@ def main() -> None:
     print(f"  final clean run: exit {code}; runs that hung: {hung}")
     print(
         f"left behind: {left} marked databases of these runs, {running} containers of the plugin; {unmarked} "
-        "unmarked (a kill -9 between CREATE DATABASE and its marker: reported by later runs, never dropped)"
+        "without the plugin's marker (the plugin cannot prove those its own: later runs report them)"
     )
     raise SystemExit(1 if left or running or hung or code != 0 else 0)
 
