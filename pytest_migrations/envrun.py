@@ -60,6 +60,7 @@ from .exceptions import (
     UnsafeTargetError,
 )
 from .history import RevisionGraph
+from .logstate import LoggingState
 from .project import AlembicProject
 from .sandbox import Allowed, sandboxed
 from .schema import SchemaSnapshot, SnapshotTaker
@@ -434,7 +435,11 @@ class EnvRunner:
         sessions: list[Session] = []
         runs_expected = len(project.database_names)
 
+        logging_before = LoggingState.save()
+
         def migrations_fn(heads: tuple[str, ...], context: MigrationContext) -> Iterator[RevisionStep]:
+            if not sessions:  # env.py has configured itself (fileConfig): give the user's loggers back
+                logging_before.restore()
             if len(sessions) >= runs_expected:
                 calls = "one call" if runs_expected == 1 else f"one call per database ({runs_expected})"
                 raise ConfigurationError(

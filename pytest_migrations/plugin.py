@@ -25,6 +25,7 @@ from .fixtures import (
     migration_runner,
 )
 from .harness import controller_alive
+from .project import locate_project
 from .schema import SchemaSnapshot
 from .settings import DATABASES, Settings, add_options
 from .state import get_pool, get_project, pool_key, settings_key, try_project, worker_id
@@ -139,8 +140,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     settings = config.stash.get(settings_key, None)
-    if settings is None or not settings.enabled:
+    if settings is None:
         return None
+    if not settings.enabled:
+        return _off_header(config, settings)
     project = try_project(config)
     if project is None:
         return None
@@ -212,6 +215,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             "CREATE DATABASE and its marker leaves one), so they were not dropped; drop them by hand if they "
             "are not yours to keep: " + ", ".join(pool.unproven)
         )
+
+
+def _off_header(config: pytest.Config, settings: Settings) -> str | None:
+    """One line when an Alembic project is here but the checks are off: how to turn them on."""
+    try:
+        location = locate_project(config.rootpath, settings.config_path, settings.section)
+    except MigrationsError:
+        return None
+    return (
+        f"migrations: checks off ({location.describe} found); run `pytest --migrations`, or set "
+        "migrations_enabled = true in the pytest ini"
+    )
 
 
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:

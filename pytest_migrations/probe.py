@@ -49,6 +49,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
 from .exceptions import RevisionGraphError
+from .logstate import LoggingState
 from .providers import with_driver
 
 if TYPE_CHECKING:
@@ -211,21 +212,6 @@ def _connections_refused() -> Iterator[None]:
         event.remove(Engine, "do_connect", _refuse)
 
 
-@dataclass(frozen=True)
-class _LoggerState:
-    level: int
-    handlers: list[logging.Handler]
-    filters: list[Any]
-    disabled: bool
-    propagate: bool
-
-
-def _loggers() -> dict[str, logging.Logger]:
-    found = {name: lg for name, lg in logging.Logger.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
-    found[""] = logging.getLogger()
-    return found
-
-
 @contextmanager
 def _logging_preserved() -> Iterator[None]:
     """Skip env.py's logging setup, and undo any other change it makes to the loggers.
@@ -233,11 +219,7 @@ def _logging_preserved() -> Iterator[None]:
     ``fileConfig()``/``dictConfig()`` are skipped, not undone: they close every existing
     handler (pytest's ``--log-file`` handler stops writing), which no restore can reopen.
     """
-    saved = {
-        name: _LoggerState(lg.level, list(lg.handlers), list(lg.filters), lg.disabled, lg.propagate)
-        for name, lg in _loggers().items()
-    }
-    disabled_below = logging.root.manager.disable
+    saved = LoggingState.save()
 
     def skip(*args: Any, **kw: Any) -> None:
         """env.py's logging setup, skipped while it is probed."""
@@ -249,10 +231,4 @@ def _logging_preserved() -> Iterator[None]:
         ):
             yield
     finally:
-        default = _LoggerState(logging.NOTSET, [], [], False, True)
-        for name, lg in _loggers().items():
-            state = saved.get(name, default)
-            lg.level, lg.disabled, lg.propagate = state.level, state.disabled, state.propagate
-            lg.handlers[:] = state.handlers
-            lg.filters[:] = state.filters
-        logging.disable(disabled_below)  # also clears the loggers' cached levels
+        saved.restore()

@@ -329,3 +329,33 @@ def test_skipping_a_broken_revision_skips_what_it_blocks_instead_of_failing(proj
     result.assert_outcomes(passed=1, skipped=4)
     result.stdout.fnmatch_lines(["*the walk stops at b2, which is listed in migrations_skip*"])
     assert "known broken" in result.stdout.str()
+
+
+def test_env_py_file_config_leaves_the_users_loggers_alone(project: Project) -> None:
+    """env.py's fileConfig() (every alembic template has one) no longer disables the application's loggers."""
+    project.revision(**users_table("a1"))
+    project.pytester.makepyfile(
+        test_logs="""
+        import logging
+
+        app = logging.getLogger("myapp.service")
+
+        def test_runner_then_logging(migration_runner, caplog):
+            migration_runner.upgrade("heads")
+            assert not app.disabled
+            with caplog.at_level(logging.INFO, logger="myapp"):
+                app.info("still heard")
+            assert "still heard" in caplog.text
+        """
+    )
+    result = project.run("--migrations-checks", "stairway", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
+def test_plain_pytest_next_to_alembic_ini_says_how_to_turn_the_checks_on(project: Project) -> None:
+    """Without --migrations, one header line says the checks are off and how to run them."""
+    project.revision(**users_table("a1"))
+    project.pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = project.pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["migrations: checks off (*alembic.ini found); run `pytest --migrations`*"])
