@@ -64,7 +64,7 @@ from .logstate import LoggingState
 from .project import AlembicProject
 from .sandbox import Allowed, sandboxed
 from .schema import SchemaSnapshot, SnapshotTaker
-from .urls import database_identity, mask, sync_url
+from .urls import database_identity, mask, sync_url, url_in_environment
 from .watchdog import GRACE_SECONDS, Canceller, StepTimeout, Stopped, raise_in_thread, wait
 
 ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "aiomysql", "mariadb": "aiomysql"}
@@ -536,19 +536,8 @@ class EnvRunner:
     @contextmanager
     def _url_variable(self) -> Iterator[None]:
         """Point the environment variable env.py reads its URL from (if configured) at the test database."""
-        name = self.project.url_variable
-        if not name:
+        with url_in_environment(self.project.url_variable, next(iter(self.urls.values()))):
             yield
-            return
-        previous = os.environ.get(name)
-        os.environ[name] = next(iter(self.urls.values())).render_as_string(hide_password=False)
-        try:
-            yield
-        finally:
-            if previous is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = previous
 
     def _step_failed(self, session: Session, exc: BaseException) -> MigrationStepFailed:
         assert session.pending is not None

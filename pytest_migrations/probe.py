@@ -51,6 +51,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from .exceptions import RevisionGraphError
 from .logstate import LoggingState
 from .providers import with_driver
+from .urls import url_in_environment
 
 if TYPE_CHECKING:
     from .project import AlembicProject
@@ -103,19 +104,8 @@ def url_variable(project: AlembicProject) -> Iterator[None]:
     Revision files may read it at import (one real history picks MySQL collations from
     ``os.environ["DATABASE_URL"]``), as env.py does.
     """
-    name = project.url_variable
-    if not name:
+    with url_in_environment(project.url_variable, collection_url(project)):
         yield
-        return
-    previous = os.environ.get(name)
-    os.environ[name] = collection_url(project).render_as_string(hide_password=False)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy.engine import URL, make_url
 
@@ -106,3 +108,20 @@ def sync_url(url: URL) -> URL:
     from .providers import with_driver
 
     return with_driver(url.set(drivername=url.get_backend_name()))
+
+
+@contextmanager
+def url_in_environment(name: str | None, url: URL) -> Iterator[None]:
+    """Set environment variable ``name`` (when given) to ``url`` for the block; put back what was there."""
+    if not name:
+        yield
+        return
+    previous = os.environ.get(name)
+    os.environ[name] = url.render_as_string(hide_password=False)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
