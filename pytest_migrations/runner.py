@@ -28,6 +28,7 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy.pool import NullPool
 
+from . import data as rowdata
 from .checks import _compare, check_drift
 from .envrun import Session
 from .exceptions import ConfigurationError, SchemaMismatch
@@ -35,6 +36,28 @@ from .harness import DatabaseSet, Harness
 from .history import Revision, RevisionGraph
 from .schema import SchemaSnapshot
 from .urls import mask
+
+
+def _version_tables(conn: sa.Connection) -> list[str]:
+    """Tables that hold nothing but Alembic version numbers (whatever env.py named them)."""
+    inspector = sa.inspect(conn)
+    return [
+        name
+        for name in inspector.get_table_names()
+        if [c["name"] for c in inspector.get_columns(name)] == ["version_num"]
+    ]
+
+
+def _with_parents(metadata: sa.MetaData, names: set[str]) -> set[str]:
+    """``names`` and every table their foreign keys point to, transitively."""
+    found, stack = set(), list(names)
+    while stack:
+        name = stack.pop()
+        if name in found or name not in metadata.tables:
+            continue
+        found.add(name)
+        stack.extend(fk.column.table.name for fk in metadata.tables[name].foreign_keys)
+    return found
 
 
 def _raise(mismatch: SchemaMismatch | None) -> None:
@@ -198,6 +221,45 @@ class MigrationRunner:
         self._pristine = False
         with self.engine(database).begin() as conn:
             conn.execute(reflected.insert(), list(rows))
+
+    def seed(
+        self, tables: Iterable[str] | None = None, rows: int = rowdata.DEFAULT_ROWS, *, database: str | None = None
+    ) -> dict[str, int]:
+        """Fill empty tables with generated rows, as ``--migrations-data`` does; return the rows inserted per table.
+
+        The rows follow the schema at the current revision (keys distinct, foreign keys
+        pointing at existing rows, lengths, enums, CHECK constraints) and include the
+        values that find bugs (NULLs, repeats, the longest strings, unicode, zero,
+        negatives). They are the same every time for the same revision. ``tables`` limits
+        the seeding to those tables and the tables they refer to; tables that already
+        have rows are left as they are.
+
+        Example::
+
+            migration_runner.upgrade("3c4d5e6f7a8b")
+            migration_runner.seed(["users"])
+            migration_runner.upgrade("+1")   # the data migration under test now runs on rows
+        """
+        if self._applied is None:
+            self.current()  # the seed is the revision's: the same rows every time at the same heads
+        seed_key = "runner/" + ",".join(self.graph.heads_of(self._applied or frozenset()))
+        self._pristine = False
+        with self.engine(database).begin() as conn:
+            metadata = rowdata.reflect(conn, _version_tables(conn))
+            if tables is not None:
+                wanted = set(tables)
+                missing = wanted - set(metadata.tables)
+                if missing:
+                    raise ConfigurationError(
+                        f"seed(): no table {', '.join(sorted(missing))} at the current revision; tables: "
+                        f"{', '.join(sorted(metadata.tables)) or 'none'}"
+                    )
+                keep = _with_parents(metadata, wanted)
+                for name in list(metadata.tables):
+                    if name not in keep:
+                        metadata.remove(metadata.tables[name])
+            seeded = rowdata.seed(conn, metadata, seed_key, rows)
+        return {name: done.inserted for name, done in seeded.items()}
 
     # ------------------------------------------------------------------ checks
 

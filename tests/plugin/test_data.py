@@ -179,3 +179,56 @@ def test_migrations_data_in_the_ini_and_bad_row_counts(project: Project) -> None
     result.stdout.fnmatch_lines(['*table "users": 2 row(s), generated*'])
     bad = project.run("--migrations-data-rows", "0")
     bad.stderr.fnmatch_lines(["*migrations_data_rows must be a whole number of at least 1, not '0'*"])
+
+
+def test_migration_runner_seed_fills_tables_for_a_data_migration_test(project: Project) -> None:
+    """runner.seed() gives the tables of the current revision generated rows (parents too), the same each time."""
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("teams", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20), nullable=False))\n'
+        'op.create_table("users", sa.Column("id", sa.Integer, primary_key=True),'
+        ' sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), nullable=False),'
+        ' sa.Column("email", sa.String(40), unique=True))\n'
+        'op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True))',
+        'op.drop_table("audit")\nop.drop_table("users")\nop.drop_table("teams")',
+    )
+    project.pytester.makepyfile(
+        test_seed="""
+        def test_seed(migration_runner):
+            migration_runner.upgrade("heads")
+            assert migration_runner.seed(["users"]) == {"teams": 5, "users": 5}
+            assert migration_runner.execute("SELECT count(*) FROM audit") == [(0,)]
+            orphans = migration_runner.execute(
+                "SELECT count(*) FROM users WHERE team_id NOT IN (SELECT id FROM teams)"
+            )
+            assert orphans == [(0,)]
+            first = migration_runner.execute("SELECT * FROM users ORDER BY id")
+            assert migration_runner.seed() == {"audit": 5}  # tables with rows are left alone
+            assert migration_runner.execute("SELECT * FROM users ORDER BY id") == first
+
+        def test_same_rows_again(migration_runner):
+            migration_runner.upgrade("heads")
+            migration_runner.seed(["users"])
+            assert len(migration_runner.execute("SELECT * FROM users")) == 5
+        """
+    )
+    result = project.run("--migrations-checks", "graph")
+    result.assert_outcomes(passed=3)
+
+
+def test_migration_runner_seed_names_a_missing_table(project: Project) -> None:
+    """seed(["nope"]) says which tables exist at the current revision."""
+    project.revision(**users_table("a1"))
+    project.pytester.makepyfile(
+        test_seed="""
+        import pytest
+        from pytest_migrations import ConfigurationError
+
+        def test_seed(migration_runner):
+            migration_runner.upgrade("heads")
+            with pytest.raises(ConfigurationError, match="no table nope at the current revision; tables: users"):
+                migration_runner.seed(["nope"])
+        """
+    )
+    project.run("--migrations-checks", "graph").assert_outcomes(passed=2)
