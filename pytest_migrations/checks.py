@@ -211,7 +211,11 @@ class _Rows:
     def seed(self, session: Any) -> None:
         connection = session.connection
         metadata = rowdata.reflect(connection, [_version_table_name(session)])
-        self.seeded = rowdata.seed(connection, metadata, self.revision.id, self.settings.rows)
+        given: dict[str, rowdata.Seeded] = {}
+        if self.settings.user_rows is not None:
+            rows = self.settings.user_rows(self.revision.id, metadata.tables)
+            given = rowdata.insert_user_rows(connection, metadata, rows or {})
+        self.seeded = {**rowdata.seed(connection, metadata, self.revision.id, self.settings.rows), **given}
         self.taken["before"] = rowdata.snapshot(connection, metadata)
 
     def take(self, name: str, session: Any) -> None:

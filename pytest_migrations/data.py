@@ -41,7 +41,7 @@ import random
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -67,6 +67,41 @@ class DataSettings:
 
     rows: int = DEFAULT_ROWS
     """Rows generated per table that has none (``migrations_data_rows``)."""
+    user_rows: UserRows | None = field(default=None, compare=False)
+    """The user's own rows per revision and table (the ``pytest_migrations_seed_data`` hook), inserted first."""
+
+
+UserRows = Callable[[str, Mapping[str, sa.Table]], Mapping[str, Sequence[Mapping[str, Any]]]]
+"""``(revision id, tables of the parent state) -> {table: rows}``: what the user gives before a revision."""
+
+
+def insert_user_rows(
+    connection: Connection, metadata: sa.MetaData, given: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> dict[str, Seeded]:
+    """Insert the user's rows into their (empty) tables, parents first; a refused row is the user's to fix."""
+    from .exceptions import ConfigurationError
+
+    done: dict[str, Seeded] = {}
+    unknown = set(given) - set(metadata.tables)
+    if unknown:
+        raise ConfigurationError(
+            f"pytest_migrations_seed_data gave rows for {', '.join(sorted(unknown))}, which the database does not "
+            f"have at this revision (tables: {', '.join(sorted(metadata.tables)) or 'none'})"
+        )
+    for table in _order(metadata):
+        rows = list(given.get(table.name, ()))
+        if not rows or not _empty(connection, table):
+            continue
+        try:
+            with connection.begin_nested():
+                connection.execute(table.insert(), rows)
+        except sa.exc.DBAPIError as exc:
+            raise ConfigurationError(
+                f"pytest_migrations_seed_data: the database refused the rows given for table {table.name}: "
+                f"{_one_line(exc.orig or exc)}; fix the rows the hook returns"
+            ) from None
+        done[table.name] = Seeded(inserted=len(rows), seed="your rows (pytest_migrations_seed_data)")
+    return done
 
 
 @dataclass

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from .checks import CHECKS
-from .data import DEFAULT_ROWS, DataSettings
+from .data import DEFAULT_ROWS, DataSettings, UserRows
 from .policy import Policy, parse_accept_lines
 from .providers import DEFAULT_IMAGES, dialect_of
 from .urls import mask_passwords
@@ -125,7 +128,7 @@ class Settings:
                 raise pytest.UsageError(
                     f"migrations_data_rows must be a whole number of at least 1, not {raw_rows!r}"
                 ) from None
-            data = DataSettings(rows=rows)
+            data = DataSettings(rows=rows, user_rows=_hook_rows(config))
         irreversible = _words(config.getini("migrations_irreversible"))
         try:
             accept = parse_accept_lines(config.getini("migrations_stairway_accept"))
@@ -160,6 +163,18 @@ class Settings:
             step_timeout=step_timeout or None,
             data=data,
         )
+
+
+def _hook_rows(config: pytest.Config) -> UserRows:
+    """The ``pytest_migrations_seed_data`` hook as the data module's plain callable (results merged)."""
+
+    def rows(revision: str, tables: Mapping[str, sa.Table]) -> dict[str, Sequence[Mapping[str, Any]]]:
+        merged: dict[str, Sequence[Mapping[str, Any]]] = {}
+        for given in config.hook.pytest_migrations_seed_data(config=config, revision=revision, tables=tables):
+            merged.update(given or {})
+        return merged
+
+    return rows
 
 
 def _urls(config: pytest.Config) -> dict[str, str]:

@@ -232,3 +232,40 @@ def test_migration_runner_seed_names_a_missing_table(project: Project) -> None:
         """
     )
     project.run("--migrations-checks", "graph").assert_outcomes(passed=2)
+
+
+def test_rows_of_your_own_come_from_a_hook(project: Project) -> None:
+    """pytest_migrations_seed_data gives the rows a data migration expects; the others are generated."""
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("users", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(50)))',
+        'op.drop_table("users")',
+    )
+    project.revision(
+        "b2",
+        "a1",
+        'op.add_column("users", sa.Column("first", sa.String(50)))\n'
+        "op.execute(\"UPDATE users SET first = substr(name, 1, instr(name, ' ') - 1)\")\n"
+        'assert op.get_bind().exec_driver_sql("SELECT first FROM users").scalar() == "Ada"',
+        'with op.batch_alter_table("users") as b:\n    b.drop_column("first")',
+    )
+    project.pytester.makeconftest(
+        """
+        def pytest_migrations_seed_data(revision, tables):
+            if revision == "b2":
+                assert "users" in tables
+                return {"users": [{"id": 1, "name": "Ada Lovelace"}]}
+        """
+    )
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(passed=2)
+
+
+def test_rows_of_your_own_for_a_table_that_is_not_there_are_named(project: Project) -> None:
+    """A hook returning rows for a table the revision's parent lacks fails naming the tables that exist."""
+    project.revision(**users_table("a1"))
+    project.pytester.makeconftest("def pytest_migrations_seed_data(revision, tables):\n    return {'nope': [{}]}\n")
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*pytest_migrations_seed_data gave rows for nope, which the database does not have*"])
