@@ -4,7 +4,10 @@ The mix repeats every seven revisions: create a table (with a foreign key to the
 first table and an index), add a column, change its type, rename it, add a unique
 and a check constraint, a data migration, and drop the renamed column (whose downgrade
 re-adds it, last in column order). Every downgrade is correct, so every stairway item
-must pass: a failure is a false positive of the plugin.
+must pass: a failure is a false positive of the plugin. It is correct on rows too
+(``--migrations-data``): the constraints revision first makes names unique and non-empty,
+the data migration uses ids of its own, and the two revisions whose downgrade cannot give
+every value back declare ``lossy_downgrade``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ revision = "{rev}"
 down_revision = {down}
 branch_labels = None
 depends_on = None
+{extra}
 
 
 def upgrade():
@@ -41,8 +45,8 @@ def _rev_id(i: int) -> str:
     return f"{i:04d}bench{i:03d}"[-12:].rjust(12, "0")
 
 
-def _bodies(i: int) -> tuple[str, str, str]:
-    """(doc, upgrade body, downgrade body) of revision ``i``."""
+def _bodies(i: int) -> tuple[str, ...]:
+    """(doc, upgrade body, downgrade body[, module-level declarations]) of revision ``i``."""
     table = f"t{i - i % 7}"
     # Like most schemas, every table refers to one core table (think "users"), not to a chain.
     previous = "t0" if i >= 7 else None
@@ -74,7 +78,11 @@ def _bodies(i: int) -> tuple[str, str, str]:
         down = batch + f'"{col}_r", new_column_name="{col}", existing_type=sa.String(60))'
         return f"rename {table}.{col}", up, down
     if kind == 4:
+        # Rows (--migrations-data) may hold repeated and empty names: make them unique and non-empty first.
         up = f"""
+            mysql = op.get_bind().dialect.name == "mysql"
+            suffix = "CONCAT(SUBSTR(name, 1, 40), '-', id)" if mysql else "SUBSTR(name, 1, 40) || '-' || id"
+            op.execute(f"UPDATE {table} SET name = {{suffix}}")
             with op.batch_alter_table("{table}") as b:
                 b.create_unique_constraint("uq_{table}_name", ["name"])
                 b.create_check_constraint("ck_{table}_name", "length(name) > 0")
@@ -84,18 +92,19 @@ def _bodies(i: int) -> tuple[str, str, str]:
                 b.drop_constraint("ck_{table}_name", type_="check")
                 b.drop_constraint("uq_{table}_name", type_="unique")
         """
-        return f"constraints on {table}", up, down
+        return f"constraints on {table}", up, down, 'lossy_downgrade = "names stay as the upgrade made them unique"'
     if kind == 5:
         up = f"""
             rows = sa.table("{table}", sa.column("id", sa.Integer), sa.column("name", sa.String))
-            op.bulk_insert(rows, [{{"id": n, "name": f"row {{n}}"}} for n in range(1, 21)])
-            op.execute(rows.update().where(rows.c.id <= 10).values(name=rows.c.name + " (early)"))
+            op.bulk_insert(rows, [{{"id": n, "name": f"row {{n}}"}} for n in range(100001, 100021)])
+            early = sa.and_(rows.c.id > 100000, rows.c.id <= 100010)
+            op.execute(rows.update().where(early).values(name=rows.c.name + " (early)"))
         """
-        down = f'op.execute("DELETE FROM {table}")'
+        down = f'op.execute("DELETE FROM {table} WHERE id > 100000")'
         return f"seed {table}", up, down
     up = f'with op.batch_alter_table("{table}") as b:\n    b.drop_column("{col}_r")'
     down = f'op.add_column("{table}", sa.Column("{col}_r", sa.String(60)))'
-    return f"drop {table}.{col}_r", up, down
+    return f"drop {table}.{col}_r", up, down, 'lossy_downgrade = "the dropped column\'s values are gone"'
 
 
 def generate(root: Path, count: int) -> Path:
@@ -105,7 +114,7 @@ def generate(root: Path, count: int) -> Path:
     command.init(Config(str(ini)), str(root / "migrations"), template="generic")
     versions = root / "migrations" / "versions"
     for i in range(count):
-        doc, up, down = _bodies(i)
+        doc, up, down, *declarations = _bodies(i)
         down_rev = repr(_rev_id(i - 1)) if i else "None"
         (versions / f"{_rev_id(i)}.py").write_text(
             HEADER.format(
@@ -114,6 +123,7 @@ def generate(root: Path, count: int) -> Path:
                 down=down_rev,
                 upgrade=textwrap.indent(textwrap.dedent(up).strip(), "    "),
                 downgrade=textwrap.indent(textwrap.dedent(down).strip(), "    "),
+                extra="\n".join(declarations),
             )
         )
     return ini

@@ -9,7 +9,9 @@ and measures, side by side and interleaved, over several rounds:
 - **pytest**: ``pytest --migrations --migrations-checks stairway`` in a subprocess, the
   same plus pytest start-up and collection;
 - **lower bound**: the same 3N steps executed directly on one connection with the
-  scripts loaded once and no checks.
+  scripts loaded once and no checks;
+- **with data**: the plugin's stairway with ``--migrations-data`` (generated rows,
+  compared after each downgrade and re-upgrade), against the plugin's without.
 
 It prints medians, the plugin / lower-bound ratio, and how each grows from the first N
 to the last (linear growth: the time ratio equals the N ratio).
@@ -33,13 +35,14 @@ from history import generate, time_direct_steps, time_pytest_stairway
 
 from pytest_migrations.backends.sqlite import SQLiteBackend
 from pytest_migrations.checks import check_stairway
+from pytest_migrations.data import DataSettings
 from pytest_migrations.harness import Harness
 from pytest_migrations.project import AlembicProject, ProjectLocation
 
 
-def plugin_stairway(ini: Path, work: Path) -> tuple[float, int]:
+def plugin_stairway(ini: Path, work: Path, data: DataSettings | None = None) -> tuple[float, int]:
     project = AlembicProject(ProjectLocation(ini, None))
-    harness = Harness(project, SQLiteBackend(work))
+    harness = Harness(project, SQLiteBackend(work), data=data)
     start = time.perf_counter()
     for revision in project.graph.order:
         check_stairway(harness, revision)
@@ -63,21 +66,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     rows = []
+    data_rows: list[tuple[int, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             with contextlib.redirect_stdout(io.StringIO()):
                 ini = generate(Path(tmp) / f"h{size}", size)
-            plugin, lower, via_pytest, reflections = [], [], [], 0
+            plugin, lower, via_pytest, with_data, reflections = [], [], [], [], 0
             for r in range(args.rounds):
                 work = Path(tmp) / f"w{size}_{r}"
                 work.mkdir()
                 elapsed, reflections = plugin_stairway(ini, work / "plugin")
                 plugin.append(elapsed)
+                with_data.append(plugin_stairway(ini, work / "data", DataSettings())[0])
                 lower.append(lower_bound(ini, work))
                 via_pytest.append(pytest_run(ini))
             rows.append(
                 (size, statistics.median(plugin), statistics.median(lower), statistics.median(via_pytest), reflections)
             )
+            data_rows.append((size, statistics.median(with_data), statistics.median(plugin)))
     print(f"stairway benchmark on SQLite, medians of {args.rounds} interleaved rounds")
     print(
         f"{'N':>5} {'plugin s':>9} {'lower s':>9} {'ratio':>6} {'pytest s':>9} {'pytest/lower':>13} {'reflected':>10}"
@@ -87,6 +93,9 @@ def main() -> None:
             f"{size:>5} {plugin:>9.3f} {lower:>9.3f} {plugin / lower:>6.2f} {via_pytest:>9.3f} "
             f"{via_pytest / lower:>13.2f} {reflections:>10}"
         )
+    print("with --migrations-data (rows generated, compared after each downgrade and re-upgrade; target <= 2x):")
+    for size, data, plain in data_rows:
+        print(f"{size:>5} {data:>9.3f} s with data vs {plain:>7.3f} s without: x{data / plain:.2f}")
     if len(rows) > 1:
         (n0, p0, l0, t0, _), (n1, p1, l1, t1, _) = rows[0], rows[-1]
         print(
