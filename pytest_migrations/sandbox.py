@@ -144,8 +144,13 @@ def _check_landing(dbapi_connection: Any, record: Any) -> None:
 
 
 def _sqlite_authorizer(allowed: Allowed) -> Any:
+    """Deny ATTACH of files outside ``allowed``, while a sandbox is active in the thread running the statement.
+
+    A pooled connection keeps its authorizer after the sandbox ends: it then allows everything again.
+    """
+
     def authorize(action: int, arg1: str | None, arg2: str | None, database: str | None, trigger: str | None) -> int:
-        if action != sqlite3.SQLITE_ATTACH or not arg1 or arg1 == ":memory:":
+        if action != sqlite3.SQLITE_ATTACH or not arg1 or arg1 == ":memory:" or _allowed.get() is None:
             return sqlite3.SQLITE_OK
         path = os.path.realpath(arg1)
         if path in allowed.files or os.path.dirname(path) in allowed.directories:
