@@ -310,6 +310,8 @@ class EnvRunner:
         """The session of the run in progress (the one whose steps the watchdog times)."""
         self.stopped: Stopped | None = None
         """The step the watchdog stopped in the run in progress, if it did."""
+        self.unwinding = False
+        """The run in progress failed and is writing its report: the watchdog leaves it alone."""
         self.urls = {name: driver_url(url, project) for name, url in urls.items()}
         self.snapshots = snapshots or SnapshotTaker()
         """Takes the schema from a second connection after a failed step, to say what stays."""
@@ -364,7 +366,13 @@ class EnvRunner:
         session, stopped = self.current, self.stopped
         now = time.monotonic()
         if stopped is not None:
-            if thread.is_alive() and now - stopped.since > 1 and session is not None and session.pending:
+            if self.unwinding:  # the step gave up: its failure is being written, leave it be
+                if thread.is_alive() and now - stopped.since > 6 * GRACE_SECONDS:
+                    stopped.abandoned = True
+                    return stopped
+                return None
+            if thread.is_alive() and now - stopped.since > 1 and not stopped.interrupted:
+                stopped.interrupted = True
                 raise_in_thread(thread, StepTimeout)  # still in the step after the cancel: stuck in Python
             if thread.is_alive() and now - stopped.since > GRACE_SECONDS:
                 stopped.abandoned = True
@@ -430,6 +438,7 @@ class EnvRunner:
 
     def _run(self, plan: Plan) -> list[Session]:
         self.stopped = None
+        self.unwinding = False
         project, graph = self.project, self.project.graph
         script = project.script
         sessions: list[Session] = []
@@ -461,10 +470,12 @@ class EnvRunner:
             with _installed(environment), self._url_variable(), sandboxed(self._sandbox):
                 script.run_env()
         except MigrationsError as exc:
+            self.unwinding = True
             if isinstance(exc, MigrationCheckFailed) or not sessions or sessions[-1].pending is None:
                 raise
             raise self._step_failed(sessions[-1], exc) from exc
         except BaseException as exc:
+            self.unwinding = True
             if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
                 raise
             if sessions and sessions[-1].pending is not None:

@@ -62,6 +62,8 @@ class Stopped:
     statement: str | None
     waits: str | None
     abandoned: bool = False
+    interrupted: bool = False
+    """:class:`StepTimeout` was raised in the thread (once)."""
     since: float = field(default_factory=time.monotonic)
 
 
