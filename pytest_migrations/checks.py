@@ -129,7 +129,7 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
     known = harness.cursor_snapshots if start == index else {}
     final: dict[int, SchemaSnapshot] = {}
     left: list[tuple[SchemaMismatch, SchemaSnapshot]] = []
-    rows = _Rows(harness.data, revision, module, notes) if harness.data is not None else None
+    rows = _Rows(harness.data, revision, module, notes, harness.reflections) if harness.data is not None else None
 
     def plan(session: Any) -> Iterator[RevisionStep]:
         walked = len(session.completed)
@@ -137,13 +137,13 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
         before = (known.get(session.index) if len(session.completed) == walked else None) or harness.capture(session)
         session.before_step = before
         if rows is not None:
-            rows.seed(session)
+            rows.seed(session, before)
         yield from session.step(revision.id, upgrade=True, label="upgrade")
         if exemption:
             return
         after = session.before_step = harness.capture(session)
         if rows is not None:
-            rows.take("upgraded", session)
+            rows.take("upgraded", session, after)
         yield from session.step(revision.id, upgrade=False, label="downgrade")
         downgraded = harness.capture(session)
         mismatch = _compare(before, downgraded, revision, "downgrade", session, accept, notes)
@@ -153,7 +153,7 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
             left.append((mismatch, before))
             return
         if rows is not None:
-            rows.check("downgrade", session)
+            rows.check("downgrade", session, downgraded)
         session.before_step = downgraded
         yield from session.step(revision.id, upgrade=True, label="re-upgrade")
         final[session.index] = harness.capture(session)
@@ -161,7 +161,7 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
         if mismatch is not None:
             raise mismatch
         if rows is not None:
-            rows.check("re-upgrade", session)
+            rows.check("re-upgrade", session, final[session.index])
 
     try:
         try:
@@ -196,8 +196,16 @@ class _Rows:
     the database makes anew (keys from a sequence, ``now()`` defaults).
     """
 
-    def __init__(self, settings: rowdata.DataSettings, revision: Revision, module: object, notes: list[str]) -> None:
+    def __init__(
+        self,
+        settings: rowdata.DataSettings,
+        revision: Revision,
+        module: object,
+        notes: list[str],
+        cache: rowdata.ReflectionCache,
+    ) -> None:
         self.settings = settings
+        self.cache = cache
         self.revision = revision
         declared = getattr(module, LOSSY_ATTRIBUTE, None)
         self.lossy = (
@@ -208,9 +216,9 @@ class _Rows:
         self.taken: dict[str, rowdata.RowSnapshot] = {}
         self.volatile: dict[str, set[str]] = {}
 
-    def seed(self, session: Any) -> None:
+    def seed(self, session: Any, schema: SchemaSnapshot) -> None:
         connection = session.connection
-        metadata = rowdata.reflect(connection, [_version_table_name(session)])
+        metadata = self.cache.metadata(connection, schema)
         given: dict[str, rowdata.Seeded] = {}
         if self.settings.user_rows is not None:
             rows = self.settings.user_rows(self.revision.id, metadata.tables)
@@ -218,12 +226,12 @@ class _Rows:
         self.seeded = {**rowdata.seed(connection, metadata, self.revision.id, self.settings.rows), **given}
         self.taken["before"] = rowdata.snapshot(connection, metadata)
 
-    def take(self, name: str, session: Any) -> None:
-        metadata = rowdata.reflect(session.connection, [_version_table_name(session)])
+    def take(self, name: str, session: Any, schema: SchemaSnapshot) -> None:
+        metadata = self.cache.metadata(session.connection, schema)
         self.taken[name] = rowdata.snapshot(session.connection, metadata)
         self.volatile = rowdata.volatile_columns(metadata)
 
-    def check(self, step: str, session: Any) -> None:
+    def check(self, step: str, session: Any, schema: SchemaSnapshot) -> None:
         """Compare the rows after ``step`` with what they must be; raise the row diff as a mismatch."""
         if self.lossy is not None:
             note = f"{self.revision.short_id} {step}: rows not compared: {LOSSY_ATTRIBUTE}: {self.lossy}"
@@ -231,7 +239,7 @@ class _Rows:
                 self.notes.append(note)
             return
         expected = self.taken["before" if step == "downgrade" else "upgraded"]
-        self.take(step, session)
+        self.take(step, session, schema)
         ignore = self.volatile if step == "re-upgrade" else None
         differences = rowdata.compare(expected, self.taken[step], ignore)
         if differences:
@@ -290,12 +298,6 @@ class _Rows:
                 "like that, say so in the migration; otherwise the migration must handle them",
             ),
         )
-
-
-def _version_table_name(session: Any) -> str:
-    context = session.context
-    schema = context.version_table_schema
-    return f"{schema}.{context.version_table}" if schema else str(context.version_table)
 
 
 def _compare(

@@ -44,10 +44,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from .schema import SchemaSnapshot
 
 DEFAULT_ROWS = 5
 """Rows per table: enough for every kind of edge value to appear once, few enough to cost nothing."""
@@ -187,6 +190,39 @@ def reflect(connection: Connection, exclude: Iterable[str] = ()) -> sa.MetaData:
         warnings.simplefilter("ignore", sa.exc.SAWarning)
         metadata.reflect(connection, only=lambda name, _: name not in excluded and not name.startswith("sqlite_"))
     return metadata
+
+
+@dataclass
+class ReflectionCache:
+    """Reflected tables by their schema facts: a table the step did not change is not reflected again.
+
+    The stairway already knows each table's structure from its schema snapshot (see
+    :mod:`pytest_migrations.schema`); a table whose facts are unchanged since it was last
+    reflected is copied from the cache, so a step costs the reflection of the tables it
+    changed, not of the whole schema.
+    """
+
+    tables: dict[tuple[str, frozenset[tuple[str, str]]], sa.Table] = field(default_factory=dict)
+
+    def metadata(self, connection: Connection, schema: SchemaSnapshot) -> sa.MetaData:
+        """The default schema's tables as ``schema`` describes them (its version table is already left out)."""
+        wanted = {
+            name: state.facts
+            for (kind, name), state in schema.objects.items()
+            if kind == "table" and "." not in name and not name.startswith("sqlite_")
+        }
+        missing = [name for name, facts in wanted.items() if (name, facts) not in self.tables]
+        if missing:
+            fresh = sa.MetaData()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", sa.exc.SAWarning)
+                fresh.reflect(connection, only=missing)
+            for name in missing:
+                self.tables[(name, wanted[name])] = fresh.tables[name]
+        metadata = sa.MetaData()
+        for name, facts in wanted.items():
+            self.tables[(name, facts)].to_metadata(metadata)
+        return metadata
 
 
 def _empty(connection: Connection, table: sa.Table) -> bool:

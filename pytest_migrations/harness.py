@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from .backends import Backend, database_name, run_id
 from .backends.waits import ServerCanceller
-from .data import DataSettings
+from .data import DataSettings, ReflectionCache
 from .envrun import EnvRunner, LiveRun, Plan, Session
 from .exceptions import ConfigurationError, MigrationStepFailed, ProviderError
 from .history import RevisionGraph
@@ -100,6 +100,8 @@ class Harness:
         self.env_error: ConfigurationError | None = None
         """What is wrong with env.py itself (it never commits, say), once seen: every later item fails with it."""
         self._env_checked = False
+        self.reflections = ReflectionCache()
+        """Tables reflected for --migrations-data, by their schema facts (see :class:`~.data.ReflectionCache`)."""
         self.broken: dict[str, MigrationStepFailed] = {}
         """Revisions whose upgrade failed in this process, with the failure: walks go around them."""
 
