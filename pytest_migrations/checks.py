@@ -26,6 +26,7 @@ from .exceptions import (
     MigrationStepFailed,
     RevisionBlocked,
     SchemaMismatch,
+    first_line,
 )
 from .harness import Harness
 from .history import Revision, RevisionGraph
@@ -425,11 +426,6 @@ def _autogenerate_difference(harness: Harness, dbs: Any, position: int, tables: 
     return _dedent_rendered(render_python_code(ops, render_as_batch=engine.dialect.name == "sqlite"))
 
 
-def _first_line(exc: BaseException | None) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _verify_fix(harness: Harness, dbs: Any, code: str, expected: SchemaSnapshot, tables: set[str]) -> str:
     """Apply autogenerate's code to a copy of the downgraded database; the section title says how it went."""
     from alembic.operations import Operations
@@ -449,10 +445,10 @@ def _verify_fix(harness: Harness, dbs: Any, code: str, expected: SchemaSnapshot,
                 except sa.exc.DBAPIError as exc:
                     return (
                         "what autogenerate proposes (NOT a fix: applied to a copy of the database it fails with "
-                        f"{_first_line(exc.orig)})"
+                        f"{first_line(exc.orig)})"
                     )
                 except Exception as exc:
-                    return f"what autogenerate proposes (not checked: {type(exc).__name__}: {_first_line(exc)})"
+                    return f"what autogenerate proposes (not checked: {type(exc).__name__}: {first_line(exc)})"
             with engine.connect() as conn:
                 after = harness.snapshots.capture(conn)
         finally:

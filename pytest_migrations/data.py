@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .exceptions import first_line
+
 if TYPE_CHECKING:
     from .schema import SchemaSnapshot
 
@@ -101,7 +103,7 @@ def insert_user_rows(
         except sa.exc.DBAPIError as exc:
             raise ConfigurationError(
                 f"pytest_migrations_seed_data: the database refused the rows given for table {table.name}: "
-                f"{_one_line(exc.orig or exc)}; fix the rows the hook returns"
+                f"{first_line(exc.orig or exc)}; fix the rows the hook returns"
             ) from None
         done[table.name] = Seeded(inserted=len(rows), seed="your rows (pytest_migrations_seed_data)")
     return done
@@ -282,7 +284,7 @@ def _seed_table(connection: Connection, table: sa.Table, revision: str, rows: in
             except sa.exc.StatementError as exc:
                 report.refused += 1
                 if report.first_refusal is None:
-                    report.first_refusal = _one_line(exc.orig if exc.orig is not None else exc)
+                    report.first_refusal = first_line(exc.orig if exc.orig is not None else exc)
                 continue
             report.inserted += 1
             inserted = dict(row)
@@ -291,11 +293,6 @@ def _seed_table(connection: Connection, table: sa.Table, revision: str, rows: in
             generator.accepted(inserted)
             break
     return report
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from .schema import SchemaDiff
 
 
+def first_line(exc: BaseException | None) -> str:
+    """The first line of an error's message (drivers append SQL and links), or its type when it has none."""
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class MigrationsError(Exception):
     """Root of every error raised by pytest-migrations."""
 

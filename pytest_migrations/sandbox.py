@@ -38,6 +38,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 
 from .exceptions import UnsafeTargetError
+from .probe import PLACEHOLDER_DATABASE
 
 
 class UnsafeConnection(UnsafeTargetError):
@@ -128,7 +129,7 @@ def _check_landing(dbapi_connection: Any, record: Any) -> None:
         rows = _ask(dbapi_connection, "PRAGMA database_list")
         main = next((row[2] for row in rows if row[1] == "main"), "")
         if main and os.path.realpath(main) not in allowed.files:
-            if PLACEHOLDER in Path(main).name and os.path.getsize(main) == 0:
+            if PLACEHOLDER_DATABASE in Path(main).name and os.path.getsize(main) == 0:
                 os.unlink(main)  # sqlite3 made the collection placeholder's file when it connected: never keep it
             _refuse(f"the SQLite file {main}")
         if isinstance(dbapi_connection, sqlite3.Connection):
@@ -160,12 +161,8 @@ def _sqlite_authorizer(allowed: Allowed) -> Any:
     return authorize
 
 
-PLACEHOLDER = "pytest_migrations_collect"
-"""The database name of the URL env.py sees at collection (see :mod:`.probe`), never a real database."""
-
-
 def _refuse(where: str) -> None:
-    if PLACEHOLDER in where:
+    if PLACEHOLDER_DATABASE in where:
         raise UnsafeConnection(
             f"{_culprit()} connected to {where}: the placeholder URL pytest-migrations gives env.py (and the "
             "migrations_url_variable) while it loads the revision files at collection. Something kept that URL "

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -83,51 +83,39 @@ class Settings:
             raise pytest.UsageError(
                 f"--migrations-db {', '.join(bad_db)} is not supported; choose from {', '.join(DATABASES)}"
             )
-        raw_heads = pick("migrations_expected_heads", "migrations_expected_heads")
-        try:
-            heads = int(str(raw_heads))
-            if heads < 1:
-                raise ValueError
-        except ValueError:
-            raise pytest.UsageError(
-                f"migrations_expected_heads must be a whole number of at least 1, not {raw_heads!r}"
-            ) from None
+        heads = _number(
+            pick("migrations_expected_heads", "migrations_expected_heads"),
+            int,
+            lambda n: n >= 1,
+            "migrations_expected_heads must be a whole number of at least 1",
+        )
         provider = str(pick("migrations_provider", "migrations_provider") or "auto")
         if provider not in PROVIDERS:
             raise pytest.UsageError(f"--migrations-provider {provider} is unknown; choose from {', '.join(PROVIDERS)}")
         images = dict(DEFAULT_IMAGES)
         for dialect in ("postgresql", "mysql"):
             images[dialect] = str(pick(f"migrations_{dialect}_image", f"migrations_{dialect}_image") or images[dialect])
-        raw_timeout = pick("migrations_timeout", "migrations_timeout")
-        try:
-            timeout = float(str(raw_timeout))
-            if timeout <= 0:
-                raise ValueError
-        except ValueError:
-            raise pytest.UsageError(
-                f"migrations_timeout must be a positive number of seconds, not {raw_timeout!r}"
-            ) from None
-        raw_step = pick("migrations_step_timeout", "migrations_step_timeout")
-        try:
-            step_timeout = float(str(raw_step))
-            if step_timeout < 0:
-                raise ValueError
-        except ValueError:
-            raise pytest.UsageError(
-                f"migrations_step_timeout must be a number of seconds (0: no limit), not {raw_step!r}"
-            ) from None
+        timeout = _number(
+            pick("migrations_timeout", "migrations_timeout"),
+            float,
+            lambda n: n > 0,
+            "migrations_timeout must be a positive number of seconds",
+        )
+        step_timeout = _number(
+            pick("migrations_step_timeout", "migrations_step_timeout"),
+            float,
+            lambda n: n >= 0,
+            "migrations_step_timeout must be a number of seconds (0: no limit)",
+        )
         enabled = config.getoption("migrations") or bool(config.getini("migrations_enabled"))
         data = None
         if config.getoption("migrations_data") or bool(config.getini("migrations_data")):
-            raw_rows = pick("migrations_data_rows", "migrations_data_rows")
-            try:
-                rows = int(str(raw_rows))
-                if rows < 1:
-                    raise ValueError
-            except ValueError:
-                raise pytest.UsageError(
-                    f"migrations_data_rows must be a whole number of at least 1, not {raw_rows!r}"
-                ) from None
+            rows = _number(
+                pick("migrations_data_rows", "migrations_data_rows"),
+                int,
+                lambda n: n >= 1,
+                "migrations_data_rows must be a whole number of at least 1",
+            )
             data = DataSettings(rows=rows, user_rows=_hook_rows(config))
         irreversible = _words(config.getini("migrations_irreversible"))
         try:
@@ -163,6 +151,20 @@ class Settings:
             step_timeout=step_timeout or None,
             data=data,
         )
+
+
+Number = TypeVar("Number", int, float)
+
+
+def _number(raw: object, kind: Callable[[str], Number], valid: Callable[[Number], bool], requirement: str) -> Number:
+    """``raw`` (an option or ini value) as a number of ``kind``; a usage error saying ``requirement`` otherwise."""
+    try:
+        value = kind(str(raw))
+    except ValueError:
+        value = None
+    if value is None or not valid(value):
+        raise pytest.UsageError(f"{requirement}, not {raw!r}")
+    return value
 
 
 def _hook_rows(config: pytest.Config) -> UserRows:

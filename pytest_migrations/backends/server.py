@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
-from ..exceptions import ProviderError
+from ..exceptions import ProviderError, first_line
 from ..urls import mask, mask_passwords
 from . import OWN_DATABASE, PREFIX, RUN_ID, marker, marker_run, run_of
 
@@ -83,7 +83,7 @@ class ServerBackend:
         except sa.exc.OperationalError as exc:
             raise ProviderError(
                 f"cannot connect to the {self.dialect} server at {mask(self.server_url)}: "
-                f"{mask_passwords(_first_line(exc.orig))}. Check that it runs and that the URL's host, port, user "
+                f"{mask_passwords(first_line(exc.orig))}. Check that it runs and that the URL's host, port, user "
                 "and password are right (--migrations-url), or let the plugin start a server: --migrations-provider "
                 "container or --migrations-provider local"
             ) from None
@@ -179,17 +179,13 @@ class ServerBackend:
         return f"{self.dialect} via {self.source} {mask(self.server_url)}"
 
 
-def _first_line(exc: BaseException | None) -> str:
-    return str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
-
-
 def _reason(exc: sa.exc.DBAPIError) -> str:
     """What the server said, in one line: ``error 1044: Access denied ...`` on MySQL, the message on PostgreSQL."""
     code = _mysql_code(exc)
     args: tuple[object, ...] = tuple(getattr(exc.orig, "args", ()))
     if code is not None and len(args) > 1:
         return mask_passwords(f"error {code}: {args[1]}")
-    return mask_passwords(_first_line(exc.orig))
+    return mask_passwords(first_line(exc.orig))
 
 
 def _mysql_code(exc: sa.exc.DBAPIError) -> int | None:
@@ -412,7 +408,7 @@ class MySQLBackend(ServerBackend):
                     raise
         except sa.exc.DBAPIError as exc:
             return None, (
-                f"migrations run as {admin}: it may not create users ({mask_passwords(_first_line(exc.orig))}), "
+                f"migrations run as {admin}: it may not create users ({mask_passwords(first_line(exc.orig))}), "
                 f"{unfenced}"
             )
         url = self.run_url.set(username=user, password=password)
@@ -424,7 +420,7 @@ class MySQLBackend(ServerBackend):
             self.drop_run_user(run)
             return None, (
                 f"migrations run as {admin}: the per-run user {user} could not log in "
-                f"({mask_passwords(_first_line(exc.orig))}), {unfenced}"
+                f"({mask_passwords(first_line(exc.orig))}), {unfenced}"
             )
         finally:
             probe.dispose()

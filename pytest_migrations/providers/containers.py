@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from ..exceptions import ProviderError
+from ..exceptions import ProviderError, first_line
 from . import Server
 
 LABEL = "pytest-migrations.pid"
@@ -82,14 +82,9 @@ def _check_image(image: str, dialect: str) -> None:
         client.images.pull(image)
     except docker.errors.DockerException as exc:
         raise ProviderError(
-            f"the image {image} cannot be found on this Docker engine or pulled ({_first_line(exc)}); pull or build "
+            f"the image {image} cannot be found on this Docker engine or pulled ({first_line(exc)}); pull or build "
             f"it, or name another {dialect} image with --migrations-{dialect}-image (migrations_{dialect}_image)"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def start(dialect: str, image: str, timeout: float = 60.0) -> Server:
