@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +15,7 @@ import sqlalchemy as sa
 import sqlalchemy.ext.asyncio
 from sqlalchemy.pool import NullPool
 
-from pytest_migrations.providers import with_driver
+from pytest_migrations.providers import containers, with_driver
 from pytest_migrations.urls import mask
 
 from .helpers import Project
@@ -74,6 +77,33 @@ def plugin_databases(dialect: str, run: str | None = None) -> list[str]:
         names = [row[0] for row in conn.exec_driver_sql(query) if row[0].startswith(prefix)]
     engine.dispose()
     return names
+
+
+def plugin_containers(pid: int | None = None) -> list[str]:
+    """Containers of the run of process ``pid`` (default: this one, whose in-process runs carry its pid)."""
+    label = f"label={containers.LABEL}={pid or os.getpid()}"
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=False)
+    return out.stdout.split()
+
+
+def start_pytest(root: Path, *args: str, quiet: bool = False) -> subprocess.Popen[str]:
+    """``pytest --migrations ARGS`` in a subprocess of the project at ``root``, unbuffered, without PYTEST_ADDOPTS.
+
+    Its output is piped (stdout and stderr together), or discarded with ``quiet`` (then the
+    run is the leader of a process group of its own, so that it can be killed whole).
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("PYTEST_ADDOPTS", None)
+    output = subprocess.DEVNULL if quiet else subprocess.PIPE
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--migrations", "-p", "no:cacheprovider", *args],
+        cwd=root,
+        stdout=output,
+        stderr=subprocess.DEVNULL if quiet else subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=quiet,
+    )
 
 
 def _admin_engine() -> sa.Engine:

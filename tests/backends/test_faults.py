@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -14,15 +13,8 @@ import sqlalchemy as sa
 
 from pytest_migrations.providers import containers
 
-from ..conftest import plugin_databases, server_url, unavailable
+from ..conftest import plugin_containers, plugin_databases, server_url, start_pytest, unavailable
 from ..helpers import Project, users_table
-
-
-def _own_containers(pid: int | None = None) -> list[str]:
-    """Containers of the run of process ``pid`` (default: this one, for in-process runs), not other runs'."""
-    label = f"label={containers.LABEL}={pid or os.getpid()}"
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=False)
-    return out.stdout.split()
 
 
 def test_container_that_never_becomes_ready_is_a_bounded_wait_with_logs(project: Project) -> None:
@@ -51,21 +43,12 @@ def test_container_that_never_becomes_ready_is_a_bounded_wait_with_logs(project:
             "*container log tail:*",
         ]
     )
-    assert _own_containers() == []
+    assert plugin_containers() == []
 
 
 def _interrupt(project: Project, args: list[str], marker: str) -> tuple[subprocess.CompletedProcess[str], int]:
     """Run pytest in a subprocess and press Ctrl-C once the migration under test is running."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("PYTEST_ADDOPTS", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--migrations", "-p", "no:cacheprovider", "-s", *args],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    proc = start_pytest(project.root, "-s", *args)
     deadline = time.monotonic() + 60
     while not (project.root / marker).exists():
         assert time.monotonic() < deadline, "the migration never started"
@@ -100,7 +83,7 @@ def test_ctrl_c_during_a_walk_leaves_nothing_behind(project: Project, provider: 
     assert "KeyboardInterrupt" in result.stdout
     if provider == "url":
         assert plugin_databases("postgresql") == []
-    assert _own_containers(pid) == []
+    assert plugin_containers(pid) == []
 
 
 def test_a_killed_xdist_worker_leaves_no_database(project: Project) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from pytest_migrations.providers import containers, local
 
-from ..conftest import server_url, unavailable
+from ..conftest import plugin_containers, server_url, unavailable
 from ..helpers import Project, users_table
 
 
@@ -30,13 +29,6 @@ def test_runner(migration_runner):
     assert migration_runner.execute("SELECT name FROM users") == [("Ada",)]
     migration_runner.roundtrip("b2")
 """
-
-
-def _own_containers() -> list[str]:
-    """Containers of the runs this test process made (in-process pytester runs carry its pid), not others'."""
-    label = f"label={containers.LABEL}={os.getpid()}"
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=False)
-    return out.stdout.split()
 
 
 def _own_local_servers() -> list[Path]:
@@ -73,7 +65,7 @@ def test_container_server(project: Project, dialect: str) -> None:
     project.pytester.makepyfile(test_runner=RUNNER_TEST)
     result = project.run("--migrations-db", dialect, "--migrations-provider", "container", "-n", "2")
     result.assert_outcomes(passed=6 + 1, skipped=1)
-    assert _own_containers() == []
+    assert plugin_containers() == []
 
 
 def test_missing_docker_is_one_clear_error(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from pytest_migrations.providers import containers
 
-from ..conftest import plugin_databases, server_url, unavailable
+from ..conftest import plugin_containers, plugin_databases, server_url, start_pytest, unavailable
 from ..helpers import Project, users_table
 
 
@@ -81,16 +81,7 @@ def test_ctrl_c_during_a_self_deadlock_ends_the_run_with_nothing_left(project: P
     url = server_url("postgresql")
     project.revision(**users_table("a1"))
     project.revision("b2", "a1", SELF_DEADLOCK, "pass")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("PYTEST_ADDOPTS", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--migrations", "-p", "no:cacheprovider", "--migrations-url", url],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    proc = start_pytest(project.root, "--migrations-url", url)
     try:
         deadline = time.monotonic() + 60
         while not (project.root / "started").exists():
@@ -108,31 +99,16 @@ def test_ctrl_c_during_a_self_deadlock_ends_the_run_with_nothing_left(project: P
     assert plugin_databases("postgresql") == []
 
 
-def _own_containers(pid: int) -> list[str]:
-    label = f"label={containers.LABEL}={pid}"
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=False)
-    return out.stdout.split()
-
-
 def test_ctrl_c_while_a_container_starts_leaves_no_container(project: Project) -> None:
     """SIGINT during the container's start: the run ends as interrupted and its container is removed."""
     if not containers.docker_available():
         unavailable("Docker does not answer here; run ../shared/ci/docker-up first")
     project.revision(**users_table("a1"))
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("PYTEST_ADDOPTS", None)
     args = ["--migrations-db", "postgresql", "--migrations-provider", "container", "--migrations-checks", "stairway"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--migrations", "-p", "no:cacheprovider", "-v", *args],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    proc = start_pytest(project.root, "-v", *args)
     try:
         deadline = time.monotonic() + 60
-        while not _own_containers(proc.pid):
+        while not plugin_containers(proc.pid):
             assert time.monotonic() < deadline and proc.poll() is None, "no container was started"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
@@ -142,7 +118,7 @@ def test_ctrl_c_while_a_container_starts_leaves_no_container(project: Project) -
             proc.kill()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     time.sleep(0.5)
-    assert _own_containers(proc.pid) == []
+    assert plugin_containers(proc.pid) == []
 
 
 def test_a_missing_image_says_it_cannot_be_found(project: Project) -> None:
@@ -177,17 +153,7 @@ def test_workers_stop_when_their_controller_is_killed(project: Project) -> None:
             f'import pathlib, time\npathlib.Path("started").touch()\ntime.sleep(0.3)\nop.create_index("ix{i}", "users", ["id"])',
             f'op.drop_index("ix{i}", "users")',
         )
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("PYTEST_ADDOPTS", None)
-    args = ["--migrations-url", url, "--migrations-checks", "stairway"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--migrations", "-p", "no:cacheprovider", "-n", "2", *args],
-        cwd=project.root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
+    proc = start_pytest(project.root, "-n", "2", "--migrations-url", url, "--migrations-checks", "stairway", quiet=True)
     try:
         deadline = time.monotonic() + 60
         while not (project.root / "started").exists():
