@@ -471,6 +471,7 @@ _DROP_KEYWORDS = {
     "schema": "SCHEMA",
     "extension": "EXTENSION",
     "function": "FUNCTION",
+    "role": "ROLE",
 }
 _CONSTRAINT_TYPES = {"foreign key": "foreignkey", "unique constraint": "unique", "check constraint": "check"}
 

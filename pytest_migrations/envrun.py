@@ -687,6 +687,15 @@ def _hint(exc: BaseException, label: str, filename: str) -> str | None:
             f"operations in this order): in {filename}, drop the foreign key first (op.drop_constraint(..., "
             'type_="foreignkey")) and re-create it after, or, when the whole table goes, drop only the table'
         )
+    role = _DUPLICATE_ROLE.search(text)
+    if role is not None:
+        return (
+            f"role {role['name']} already exists on the server, and roles are server-wide (shared by every "
+            "database). pytest-migrations keeps the roles a run's migrations create apart per database, within "
+            "one process; this one was made elsewhere: by another xdist worker of this run (test a history that "
+            "creates roles without -n), by another run or by hand (use a server of the run's own: "
+            "--migrations-provider container or local)"
+        )
     not_null = _not_null_failure(text)
     if not_null is not None:
         column, table = not_null
@@ -707,6 +716,8 @@ def _hint(exc: BaseException, label: str, filename: str) -> str | None:
         )
     return None
 
+
+_DUPLICATE_ROLE = re.compile(r'role "(?P<name>[^"]+)" already exists')
 
 _NOT_NULL_MESSAGES = (
     re.compile(r"NOT NULL constraint failed: (?:_alembic_tmp_)?(?P<table>[\w$]+)\.(?P<column>[\w$]+)"),  # SQLite

@@ -28,10 +28,12 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from . import roles
 from .backends import Backend, database_name, run_id
+from .backends.server import PostgreSQLBackend
 from .backends.waits import ServerCanceller
 from .data import DataSettings, ReflectionCache
-from .envrun import EnvRunner, LiveRun, Plan, Session
+from .envrun import EnvRunner, LiveRun, Plan, Session, end_live_run
 from .exceptions import ConfigurationError, MigrationStepFailed, ProviderError
 from .history import RevisionGraph
 from .policy import Policy
@@ -192,6 +194,8 @@ class Harness:
         names = self._names()
         dbs = DatabaseSet(names, {s: self.backend.clone(source.names[s], n) for s, n in names.items()})
         self._owned[dbs.key] = dbs
+        for section, name in names.items():
+            roles.LEDGER.cloned(source.names[section], name)
         return dbs
 
     def drop(self, dbs: DatabaseSet) -> None:
@@ -200,6 +204,10 @@ class Harness:
         self._owned.pop(dbs.key, None)
         for name in dbs.names.values():
             self.backend.drop(name)
+        if roles.LEDGER and isinstance(self.backend, PostgreSQLBackend):
+            with self.backend.admin() as admin:
+                for name in dbs.names.values():
+                    roles.LEDGER.released(admin, name)
 
     def close(self) -> None:
         """Drop every database of this process."""
@@ -209,6 +217,9 @@ class Harness:
         self._cursor = None
         self._checkpoints.clear()
         self._templates.clear()
+        if roles.LEDGER and isinstance(self.backend, PostgreSQLBackend):
+            with self.backend.admin() as admin:
+                roles.LEDGER.close(admin)
         self.backend.close()
 
     # ------------------------------------------------------------------ running
@@ -228,7 +239,15 @@ class Harness:
 
         EnvRunner.run ends any open env.py run first (one per process), whichever harness opened it.
         """
+        self._enter_roles(dbs)
         return self.runner(dbs).run(plan)
+
+    def _enter_roles(self, dbs: DatabaseSet) -> None:
+        """The PostgreSQL roles migrations created: those ``dbs`` holds under their names (see :mod:`.roles`)."""
+        if roles.LEDGER and isinstance(self.backend, PostgreSQLBackend):
+            end_live_run()  # an open run's transaction may hold the roles to rename
+            with self.backend.admin() as admin:
+                roles.LEDGER.enter(admin, dbs.names.values())
 
     def run_live(self, dbs: DatabaseSet, plan: Plan) -> None:
         """Run ``plan`` on ``dbs`` in the env.py run kept open for it (opened now if needed).
@@ -251,6 +270,7 @@ class Harness:
             return
         if self._live is None or self._live[0] != dbs.key or not self._live[1].alive:
             self.end_live()
+            self._enter_roles(dbs)
             self._live = (dbs.key, LiveRun(self.runner(dbs)))
         live = self._live[1]
         try:
@@ -271,7 +291,11 @@ class Harness:
         Only the plugin's own database is looked at: on PostgreSQL all of its schemas; on
         MySQL a "schema" is another database of the server, which is never ours to read.
         """
-        return self.snapshots.capture(session.connection, exclude_tables=[_version_table(session)])
+        snapshot = self.snapshots.capture(session.connection, exclude_tables=[_version_table(session)])
+        if roles.LEDGER and snapshot.dialect == "postgresql":
+            held = dict(roles.LEDGER.states(session.connection))
+            snapshot = SchemaSnapshot({**snapshot.objects, **held}, "postgresql")
+        return snapshot
 
     # ------------------------------------------------------------------ positions
 

@@ -19,6 +19,9 @@ directories. What is not covered: connections made outside SQLAlchemy (a raw
 ``psycopg2.connect()``), and statements that reach other databases over an allowed
 connection on PostgreSQL (``dblink``) — on MySQL/MariaDB those are fenced by the
 server, see :mod:`.backends.server`.
+
+Statements of user code that create or drop PostgreSQL roles (server-wide objects) are
+also followed here, for :mod:`.roles`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 
+from . import roles
 from .exceptions import UnsafeTargetError
 from .probe import PLACEHOLDER_DATABASE
 
@@ -88,7 +92,36 @@ def install() -> None:
     if not _installed:
         event.listen(Engine, "connect", _check_landing)
         event.listen(Engine, "checkout", _check_checkout)
+        event.listen(Engine, "before_cursor_execute", _before_statement, retval=True)
+        event.listen(Engine, "after_cursor_execute", _after_statement)
         _installed = True
+
+
+_ROLES_PENDING = "pytest_migrations_roles"
+
+
+def _before_statement(conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> tuple[str, Any]:
+    """Statements of user code that create or drop PostgreSQL roles go through the ledger (see :mod:`.roles`)."""
+    if _allowed.get() is None or conn.dialect.name != "postgresql" or not roles.mentions_roles(statement):
+        return statement, parameters
+    cursor = conn.connection.cursor()
+    try:
+        statement, pending = roles.LEDGER.before(cursor, statement)
+    finally:
+        cursor.close()
+    if pending is not None:
+        conn.info[_ROLES_PENDING] = pending
+    return statement, parameters
+
+
+def _after_statement(conn: Any, *_: Any) -> None:
+    pending = conn.info.pop(_ROLES_PENDING, None) if conn.info else None
+    if pending is not None:
+        cursor = conn.connection.cursor()
+        try:
+            roles.LEDGER.after(cursor, pending)
+        finally:
+            cursor.close()
 
 
 def _kind(dbapi_connection: Any) -> str:

@@ -25,6 +25,7 @@ create users, migrations run as that user, and the report header says so.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,8 @@ class ServerPool:
                     )
                 return
             self._remove_dead_databases(backend, engine, run)
+            if isinstance(backend, PostgreSQLBackend):
+                self._remove_dead_roles(backend, engine, run)
             if isinstance(backend, MySQLBackend):
                 self._remove_dead_users(backend, engine, run)
                 server.run_url, server.run_user_note = backend.create_run_user(run)
@@ -169,21 +172,17 @@ class ServerPool:
             finally:
                 probe.close()
 
+    def _remove_dead_roles(self, backend: PostgreSQLBackend, engine: sa.Engine, run: str) -> None:
+        """Drop the roles dead runs' migrations created (the plugin's marker names the run; its lock is free)."""
+        with backend.admin() as conn:
+            runs = set(backend.marked_roles(conn).values())
+        _for_dead_runs(engine, backend.dialect, runs - {run}, backend.drop_roles)
+
     def _remove_dead_users(self, backend: MySQLBackend, engine: sa.Engine, run: str) -> None:
         """Drop the per-run users ``pm_<run>`` of runs whose lock is free."""
         with backend.admin() as conn:
-            users = backend.run_users(conn)
-        for other in sorted(users):
-            if other == run:
-                continue
-            probe = engine.connect()
-            try:
-                if _try_lock(probe, backend.dialect, other):
-                    backend.drop_run_user(other)
-            except sa.exc.DBAPIError:
-                pass
-            finally:
-                probe.close()
+            runs = set(backend.run_users(conn))
+        _for_dead_runs(engine, backend.dialect, runs - {run}, backend.drop_run_user)
 
     def stop(self) -> None:
         """Drop what this run left (a killed worker's, an interrupted walk's) and its user; unlock; stop servers."""
@@ -222,6 +221,8 @@ class ServerPool:
                 names = [n for n in backend.databases(conn) if run_of(n) == run]
             for name in names:
                 backend.drop(name)
+            if isinstance(backend, PostgreSQLBackend):
+                backend.drop_roles(run)  # what a killed worker's migrations created
         finally:
             backend.close()
 
@@ -263,6 +264,19 @@ class ServerPool:
                 run_user_note=given.get("run_user_note", ""),
             )
         return pool
+
+
+def _for_dead_runs(engine: sa.Engine, dialect: str, runs: set[str], action: Callable[[str], None]) -> None:
+    """``action(run)`` for each of ``runs`` whose run lock is free (the run is dead); errors leave it alone."""
+    for other in sorted(runs):
+        probe = engine.connect()
+        try:
+            if _try_lock(probe, dialect, other):
+                action(other)
+        except sa.exc.DBAPIError:
+            pass
+        finally:
+            probe.close()
 
 
 def _try_lock(conn: Connection, dialect: str, run: str) -> bool:

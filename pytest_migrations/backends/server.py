@@ -294,6 +294,27 @@ class PostgreSQLBackend(ServerBackend):
         )
         return {name: marker_run(comment) for name, comment in rows if OWN_DATABASE.match(name)}
 
+    def marked_roles(self, conn: Connection) -> dict[str, str]:
+        """Roles with the plugin's marker (made by a run's migrations, see :mod:`..roles`): name -> run id."""
+        rows = conn.execute(
+            sa.text(
+                "SELECT r.rolname, d.description FROM pg_roles r JOIN pg_shdescription d "
+                "ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass WHERE starts_with(d.description, :p)"
+            ),
+            {"p": "pytest-migrations run "},
+        )
+        return {str(name): run for name, comment in rows if (run := marker_run(comment)) is not None}
+
+    def drop_roles(self, run: str) -> None:
+        """Drop the marked roles of ``run`` (after its databases: a role something still depends on stays)."""
+        with self.admin() as conn:
+            for name, owner in self.marked_roles(conn).items():
+                if owner == run:
+                    try:
+                        conn.exec_driver_sql('DROP ROLE "' + name.replace('"', '""') + '"')
+                    except sa.exc.DBAPIError:
+                        pass
+
 
 class MySQLBackend(ServerBackend):
     """``CREATE DATABASE``; MySQL has no templates, so a clone copies each table's DDL and rows."""
