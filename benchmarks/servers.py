@@ -4,6 +4,7 @@ On a generated correct history of N revisions (default 200), it prints side by s
 
 - the plugin's full stairway (every ``stairway`` check in order, in-process) against a
   lower bound: the same 3N steps on one connection, scripts loaded once, no checks;
+- the same stairway with ``--migrations-data`` (rows generated and compared) against it;
 - ``pytest --migrations --migrations-checks stairway`` with ``-n 0`` and ``-n 2``;
 - ``migration_runner`` going to a late revision: the first use (a walk) and later uses
   (a template clone).
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from history import generate, time_direct_steps, time_pytest_stairway
 
 from pytest_migrations.checks import check_stairway
+from pytest_migrations.data import DataSettings
 from pytest_migrations.harness import Harness
 from pytest_migrations.project import AlembicProject, ProjectLocation
 from pytest_migrations.providers import with_driver
@@ -35,15 +37,16 @@ from pytest_migrations.runner import MigrationRunner
 from pytest_migrations.servers import BACKENDS, CHECKPOINT_EVERY
 
 
-def _harness(ini: Path, url: str) -> Harness:
+def _harness(ini: Path, url: str, data: DataSettings | None = None) -> Harness:
     server_url = with_driver(sa.make_url(url))
     backend = BACKENDS[server_url.get_backend_name()](server_url)
     dialect = backend.dialect
-    return Harness(AlembicProject(ProjectLocation(ini, None)), backend, checkpoint_every=CHECKPOINT_EVERY[dialect])
+    project = AlembicProject(ProjectLocation(ini, None))
+    return Harness(project, backend, checkpoint_every=CHECKPOINT_EVERY[dialect], data=data)
 
 
-def plugin_stairway(ini: Path, url: str) -> float:
-    harness = _harness(ini, url)
+def plugin_stairway(ini: Path, url: str, data: DataSettings | None = None) -> float:
+    harness = _harness(ini, url, data)
     start = time.perf_counter()
     for revision in harness.graph.order:
         check_stairway(harness, revision)
@@ -88,9 +91,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with contextlib.redirect_stdout(io.StringIO()):
             ini = generate(Path(tmp) / "h", args.size)
-        plugin, lower, serial, parallel, first, later = [], [], [], [], [], []
+        plugin, lower, serial, parallel, first, later, with_data = [], [], [], [], [], [], []
         for _ in range(args.rounds):
             plugin.append(plugin_stairway(ini, args.url))
+            with_data.append(plugin_stairway(ini, args.url, DataSettings()))
             lower.append(lower_bound(ini, args.url))
             serial.append(pytest_run(ini, args.url, 0))
             parallel.append(pytest_run(ini, args.url, 2))
@@ -103,6 +107,10 @@ def main() -> None:
     print(
         f"  stairway in-process   {med(plugin):7.2f} s   lower bound {med(lower):7.2f} s   "
         f"ratio {med(plugin) / med(lower):.2f}"
+    )
+    print(
+        f"  with --migrations-data {med(with_data):6.2f} s   without {med(plugin):7.2f} s   "
+        f"ratio {med(with_data) / med(plugin):.2f} (target <= 2)"
     )
     print(
         f"  pytest stairway -n 0  {med(serial):7.2f} s   -n 2 {med(parallel):7.2f} s   "

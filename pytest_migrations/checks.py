@@ -9,6 +9,7 @@ report when it finds a defect. Nothing here imports pytest.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from alembic.runtime.migration import MigrationContext, RevisionStep
 from sqlalchemy import MetaData
 from sqlalchemy.pool import NullPool
 
+from . import changes
 from . import data as rowdata
 from .exceptions import (
     ConfigurationError,
@@ -130,7 +132,9 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
     known = harness.cursor_snapshots if start == index else {}
     final: dict[int, SchemaSnapshot] = {}
     left: list[tuple[SchemaMismatch, SchemaSnapshot]] = []
-    rows = _Rows(harness.data, revision, module, notes, harness.reflections) if harness.data is not None else None
+    rows = None
+    if harness.data is not None:
+        rows = _Rows(harness.data, revision, module, notes, harness.reflections, harness.row_caches)
 
     def plan(session: Any) -> Iterator[RevisionStep]:
         walked = len(session.completed)
@@ -138,15 +142,19 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
         before = (known.get(session.index) if len(session.completed) == walked else None) or harness.capture(session)
         session.before_step = before
         if rows is not None:
-            rows.seed(session, before)
+            rows.seed(session, before, continued=len(session.completed) == walked)
         yield from session.step(revision.id, upgrade=True, label="upgrade")
-        if exemption:
+        if exemption and rows is None:
             return
         after = session.before_step = harness.capture(session)
         if rows is not None:
-            rows.take("upgraded", session, after)
+            rows.stepped("upgrade", session, before, after)
+        if exemption:
+            return
         yield from session.step(revision.id, upgrade=False, label="downgrade")
         downgraded = harness.capture(session)
+        if rows is not None:
+            rows.stepped("downgrade", session, after, downgraded)
         mismatch = _compare(before, downgraded, revision, "downgrade", session, accept, notes)
         if mismatch is not None:
             # End the plan normally, so the database stays as the downgrade left it:
@@ -158,6 +166,8 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
         session.before_step = downgraded
         yield from session.step(revision.id, upgrade=True, label="re-upgrade")
         final[session.index] = harness.capture(session)
+        if rows is not None:
+            rows.stepped("re-upgrade", session, downgraded, final[session.index])
         mismatch = _compare(after, final[session.index], revision, "re-upgrade", session, accept, notes)
         if mismatch is not None:
             raise mismatch
@@ -195,6 +205,11 @@ class _Rows:
     before must be back with the same values in the parent schema's columns, and after
     the re-upgrade the rows must equal those after the first upgrade, except for values
     the database makes anew (keys from a sequence, ``now()`` defaults).
+
+    A step is read back and compared only on the tables it may have touched (see
+    :mod:`pytest_migrations.changes`); the rows of the others are the cache's
+    (:class:`~pytest_migrations.data.RowCache`), so an item costs what its revision
+    touches, not the whole schema.
     """
 
     def __init__(
@@ -204,9 +219,11 @@ class _Rows:
         module: object,
         notes: list[str],
         cache: rowdata.ReflectionCache,
+        stores: dict[int, rowdata.RowCache],
     ) -> None:
         self.settings = settings
         self.cache = cache
+        self.stores = stores
         self.revision = revision
         declared = getattr(module, LOSSY_ATTRIBUTE, None)
         self.lossy = (
@@ -215,22 +232,83 @@ class _Rows:
         self.notes = notes
         self.seeded: dict[str, rowdata.Seeded] = {}
         self.taken: dict[str, rowdata.RowSnapshot] = {}
-        self.volatile: dict[str, set[str]] = {}
+        self.touched: dict[str, set[str] | None] = {}
+        """Tables each step may have changed (``None``: any)."""
 
-    def seed(self, session: Any, schema: SchemaSnapshot) -> None:
+    def _store(self, session: Any) -> rowdata.RowCache:
+        return self.stores.setdefault(session.index, rowdata.RowCache())
+
+    def seed(self, session: Any, schema: SchemaSnapshot, *, continued: bool) -> None:
+        """Seed the empty tables and take the rows before the upgrade.
+
+        :param continued: the database is where the previous item left it (no walk since):
+            the cache's rows are still what it holds.
+        """
         connection = session.connection
-        metadata = self.cache.metadata(connection, schema)
-        given: dict[str, rowdata.Seeded] = {}
-        if self.settings.user_rows is not None:
-            rows = self.settings.user_rows(self.revision.id, metadata.tables)
-            given = rowdata.insert_user_rows(connection, metadata, rows or {})
-        self.seeded = {**rowdata.seed(connection, metadata, self.revision.id, self.settings.rows), **given}
-        self.taken["before"] = rowdata.snapshot(connection, metadata)
+        store = self._store(session)
+        database, applied = connection.engine.url.database, frozenset(session.applied)
+        if not (continued and store.continues(database, applied)):
+            store.restart(database, applied)
+        tables = rowdata.data_tables(schema)
+        unread = store.unread(tables)
+        candidates = unread + [
+            name
+            for name in tables
+            if name not in unread and not store.rows[name].rows and store.tried.get(name) != tables[name]
+        ]
+        seeded: dict[str, rowdata.Seeded] = {}
+        if candidates or self.settings.user_rows is not None:
+            metadata = self.cache.metadata(connection, schema)  # all of it: a child's rows need its parents' keys
+            if self.settings.user_rows is not None:
+                rows = self.settings.user_rows(self.revision.id, metadata.tables)
+                seeded = rowdata.insert_user_rows(connection, metadata, rows or {})
+            seeded = {**rowdata.seed(connection, metadata, self.revision.id, self.settings.rows, candidates), **seeded}
+        self.seeded = seeded
+        for name in candidates:
+            if not (seeded.get(name) and seeded[name].inserted):
+                store.tried[name] = tables[name]
+        read = set(unread) | {name for name, made in seeded.items() if made.inserted}
+        self._read(session, schema, read)
+        self.taken["before"] = dict(store.rows)
 
-    def take(self, name: str, session: Any, schema: SchemaSnapshot) -> None:
-        metadata = self.cache.metadata(session.connection, schema)
-        self.taken[name] = rowdata.snapshot(session.connection, metadata)
-        self.volatile = rowdata.volatile_columns(metadata)
+    def stepped(self, step: str, session: Any, before: SchemaSnapshot, after: SchemaSnapshot) -> None:
+        """After ``step``: read again what it may have touched."""
+        touched = self._touched(session, before, after)
+        self.touched[step] = touched
+        self._read(session, after, None if touched is None else touched)
+        store = self._store(session)
+        store.applied = frozenset(session.applied)
+        if step == "upgrade":
+            self.taken["upgraded"] = dict(store.rows)
+
+    def _read(self, session: Any, schema: SchemaSnapshot, names: set[str] | None) -> None:
+        tables = rowdata.data_tables(schema)
+        wanted = list(tables) if names is None else [name for name in tables if name in names]
+        found = self.cache.tables_of(session.connection, schema, only=wanted)
+        self._store(session).keep(tables, rowdata.snapshot(session.connection, found))
+
+    def _touched(self, session: Any, before: SchemaSnapshot, after: SchemaSnapshot) -> set[str] | None:
+        if session.elsewhere:
+            return None  # statements on a connection of its own were not recorded
+        tables = rowdata.data_tables(after)
+        old = rowdata.data_tables(before)
+        functions = {
+            name.split("(")[0].rpartition(".")[2]
+            for kind, name in before.objects.keys() | after.objects.keys()
+            if kind == "function"
+        }
+        named = changes.written_tables((s.sql for s in session.statements), tables.keys() | old.keys(), functions)
+        if named is None:
+            return None
+        named |= {name for name in tables.keys() | old.keys() if tables.get(name) != old.get(name)}
+        referrers: dict[str, set[str]] = {}
+        triggered = []
+        for name, table in self.cache.tables_of(session.connection, after).items():
+            if any(fact.startswith("trigger ") for fact, _ in tables[name]):
+                triggered.append(name)
+            for fk in table.foreign_keys:
+                referrers.setdefault(fk.target_fullname.rsplit(".", 2)[-2], set()).add(name)
+        return changes.with_dependents(named, referrers, triggered)
 
     def check(self, step: str, session: Any, schema: SchemaSnapshot) -> None:
         """Compare the rows after ``step`` with what they must be; raise the row diff as a mismatch."""
@@ -240,9 +318,17 @@ class _Rows:
                 self.notes.append(note)
             return
         expected = self.taken["before" if step == "downgrade" else "upgraded"]
-        self.take(step, session, schema)
-        ignore = self.volatile if step == "re-upgrade" else None
-        differences = rowdata.compare(expected, self.taken[step], ignore)
+        steps = ("upgrade", "downgrade") if step == "downgrade" else ("downgrade", "re-upgrade")
+        spans = [self.touched.get(s) for s in steps]
+        if all(span is not None for span in spans):
+            compared = set().union(*(span for span in spans if span is not None))
+            expected = {name: rows for name, rows in expected.items() if name in compared}
+        actual = self._store(session).rows
+        self.taken[step] = dict(actual)
+        ignore = None
+        if step == "re-upgrade":
+            ignore = rowdata.volatile_columns(self.cache.tables_of(session.connection, schema, only=expected))
+        differences = rowdata.compare(expected, actual, ignore)
         if differences:
             raise self._mismatch(step, differences, session)
 
@@ -289,11 +375,18 @@ class _Rows:
         before = self.taken.get("before")
         if before is None:
             return
+        statement = getattr(exc.cause, "statement", None)
+        shown = None
+        if isinstance(statement, str):
+            words = {word.lower() for word in re.findall(r"[A-Za-z_][\w$]*", statement)}
+            shown = [name for name in before if name.lower() in words]
+        lines = rowdata.render_rows(before, shown)
         exc.sections = (
             *exc.sections,
             (
                 "rows (--migrations-data)",
                 rowdata.describe(before, self.seeded)
+                + ("\n" + "\n".join(lines) if lines else "")
                 + "\nthe step ran on these rows; on the same tables empty it may pass. Edge values (NULL, '', the "
                 "longest string, negatives, boundary dates) are generated on purpose: if your data can never look "
                 "like that, say so in the migration; otherwise the migration must handle them",

@@ -207,12 +207,25 @@ class ReflectionCache:
     tables: dict[tuple[str, frozenset[tuple[str, str]]], sa.Table] = field(default_factory=dict)
 
     def metadata(self, connection: Connection, schema: SchemaSnapshot) -> sa.MetaData:
-        """The default schema's tables as ``schema`` describes them (its version table is already left out)."""
-        wanted = {
-            name: state.facts
-            for (kind, name), state in schema.objects.items()
-            if kind == "table" and "." not in name and not name.startswith("sqlite_")
-        }
+        """The default schema's tables as ``schema`` describes them, in one MetaData (foreign keys resolve).
+
+        Its version table is already left out. Copying costs: :meth:`tables_of` serves
+        what needs no foreign key resolved (reading rows).
+        """
+        found = self.tables_of(connection, schema)
+        metadata = sa.MetaData()
+        for table in found.values():
+            table.to_metadata(metadata)
+        return metadata
+
+    def tables_of(
+        self, connection: Connection, schema: SchemaSnapshot, only: Iterable[str] | None = None
+    ) -> dict[str, sa.Table]:
+        """The tables of ``schema`` (just ``only``, when given) reflected at their present facts: shared, not copied."""
+        wanted = data_tables(schema)
+        if only is not None:
+            keep = set(only)
+            wanted = {name: facts for name, facts in wanted.items() if name in keep}
         missing = [name for name, facts in wanted.items() if (name, facts) not in self.tables]
         if missing:
             fresh = sa.MetaData()
@@ -221,10 +234,54 @@ class ReflectionCache:
                 fresh.reflect(connection, only=missing)
             for name in missing:
                 self.tables[(name, wanted[name])] = fresh.tables[name]
-        metadata = sa.MetaData()
-        for name, facts in wanted.items():
-            self.tables[(name, facts)].to_metadata(metadata)
-        return metadata
+        return {name: self.tables[(name, facts)] for name, facts in wanted.items()}
+
+
+def data_tables(schema: SchemaSnapshot) -> dict[str, frozenset[tuple[str, str]]]:
+    """The tables rows are generated for, with their schema facts: the default schema's, SQLite's own left out."""
+    return {
+        name: state.facts
+        for (kind, name), state in schema.objects.items()
+        if kind == "table" and "." not in name and not name.startswith("sqlite_")
+    }
+
+
+@dataclass
+class RowCache:
+    """The rows of one database as the stairway last read them, table by table.
+
+    Rows stay in the database as the walk moves on, and a step changes only the tables
+    it touches (see :mod:`pytest_migrations.changes`): the next step's "before" is this
+    cache, and only what a step touched is read again. Valid for one database while the
+    stairway alone moves it (:meth:`continues`).
+    """
+
+    database: str | None = None
+    applied: frozenset[str] = frozenset()
+    rows: RowSnapshot = field(default_factory=dict)
+    facts: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    """The schema facts of each table when its rows were read: other facts, other rows."""
+    tried: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    """Tables seeding got no rows into, at these facts: not tried again until their schema changes."""
+
+    def continues(self, database: str | None, applied: frozenset[str]) -> bool:
+        return database is not None and database == self.database and applied == self.applied
+
+    def restart(self, database: str | None, applied: frozenset[str]) -> None:
+        """Forget everything: another database, or one moved by something else than the stairway."""
+        self.database, self.applied = database, applied
+        self.rows, self.facts, self.tried = {}, {}, {}
+
+    def keep(self, tables: Mapping[str, frozenset[tuple[str, str]]], taken: RowSnapshot) -> None:
+        """The tables now (anything else is gone) and the rows just read of some of them."""
+        for name in [n for n in self.rows if tables.get(n) != self.facts.get(n)]:
+            del self.rows[name]
+        self.rows.update(taken)
+        self.facts = {name: tables[name] for name in self.rows if name in tables}
+
+    def unread(self, tables: Mapping[str, frozenset[tuple[str, str]]]) -> list[str]:
+        """Tables whose rows are not known at their present facts."""
+        return [name for name, facts in tables.items() if name not in self.rows or self.facts.get(name) != facts]
 
 
 def _empty(connection: Connection, table: sa.Table) -> bool:
@@ -234,14 +291,23 @@ def _empty(connection: Connection, table: sa.Table) -> bool:
 # ---------------------------------------------------------------------------- seeding
 
 
-def seed(connection: Connection, metadata: sa.MetaData, revision: str, rows: int = DEFAULT_ROWS) -> dict[str, Seeded]:
+def seed(
+    connection: Connection,
+    metadata: sa.MetaData,
+    revision: str,
+    rows: int = DEFAULT_ROWS,
+    only: Iterable[str] | None = None,
+) -> dict[str, Seeded]:
     """Insert ``rows`` generated rows into every table of ``metadata`` that has none; what was done, by table.
 
     Tables with rows are left as they are: rows are generated once per table, and the
     walk keeps them. The random generator of each table is seeded from ``revision``
     and the table's name.
+
+    :param only: look at just these tables (the others are known to have rows).
     """
-    empty = [t for t in _order(metadata) if _empty(connection, t)]
+    candidates = None if only is None else set(only)
+    empty = [t for t in _order(metadata) if (candidates is None or t.name in candidates) and _empty(connection, t)]
     done: dict[str, Seeded] = {}
     retry: list[sa.Table] = []
     for table in empty:
@@ -543,12 +609,13 @@ def _token(serial: int) -> str:
 # ---------------------------------------------------------------------------- snapshots and diffs
 
 
-def snapshot(connection: Connection, metadata: sa.MetaData) -> RowSnapshot:
-    """Every row of every table of ``metadata``, as sorted tuples (cheap for the few rows seeding makes)."""
+def snapshot(connection: Connection, tables: sa.MetaData | Mapping[str, sa.Table]) -> RowSnapshot:
+    """Every row of every table given, as sorted tuples (cheap for the few rows seeding makes)."""
     taken: RowSnapshot = {}
+    given = tables.tables if isinstance(tables, sa.MetaData) else tables
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sa.exc.SAWarning)
-        for name, table in metadata.tables.items():
+        for name, table in given.items():
             columns = tuple(c.name for c in table.columns)
             rows = tuple(
                 sorted((tuple(_normal(v) for v in r) for r in connection.execute(sa.select(table))), key=_row_key)
@@ -557,7 +624,7 @@ def snapshot(connection: Connection, metadata: sa.MetaData) -> RowSnapshot:
     return taken
 
 
-def volatile_columns(metadata: sa.MetaData) -> dict[str, set[str]]:
+def volatile_columns(tables: sa.MetaData | Mapping[str, sa.Table]) -> dict[str, set[str]]:
     """Columns whose values a re-run need not repeat: database-made keys and clock or random defaults.
 
     A data migration that inserts a row into an existing table gets a new key from the
@@ -565,7 +632,7 @@ def volatile_columns(metadata: sa.MetaData) -> dict[str, set[str]]:
     ``server_default=now()`` gets the time of the re-upgrade. Neither is a defect.
     """
     volatile: dict[str, set[str]] = {}
-    for name, table in metadata.tables.items():
+    for name, table in (tables.tables if isinstance(tables, sa.MetaData) else tables).items():
         for column in table.columns:
             default = column.server_default
             arg = getattr(default, "arg", None)
@@ -586,7 +653,7 @@ def compare(
     but alone are no difference (a downgrade may leave rows its upgrade inserted).
     """
     out: list[RowDifference] = []
-    for name, before in expected.items():
+    for name, before in sorted(expected.items()):
         if not before.rows:
             continue
         columns = [c for c in before.columns if c not in (ignore or {}).get(name, set())]
@@ -634,6 +701,25 @@ def describe(rows: RowSnapshot, seeded: Mapping[str, Seeded]) -> str:
             origin = "kept from earlier revisions' seeding"
         lines.append(f'table "{name}": {len(table.rows)} row(s), {origin}')
     return "\n".join(lines) or "no table had rows"
+
+
+MAX_TABLES_SHOWN = 5
+"""Tables whose rows a failed step shows, when the failing statement does not say which."""
+
+
+def render_rows(rows: RowSnapshot, tables: Iterable[str] | None = None) -> list[str]:
+    """The rows of ``tables`` (of every table with rows, up to :data:`MAX_TABLES_SHOWN`, when ``None``)."""
+    names = sorted(tables) if tables is not None else [n for n, t in sorted(rows.items()) if t.rows][:MAX_TABLES_SHOWN]
+    lines = []
+    for name in names:
+        table = rows.get(name)
+        if table is None or not table.rows:
+            continue
+        lines.append(f'table "{name}" ({", ".join(table.columns)}):')
+        lines += [f"  {_render_row(row)}" for row in table.rows[:MAX_SHOWN]]
+        if len(table.rows) > MAX_SHOWN:
+            lines.append(f"  ... and {len(table.rows) - MAX_SHOWN} more")
+    return lines
 
 
 def _normal(value: Any) -> Any:

@@ -62,7 +62,7 @@ from .exceptions import (
 from .history import RevisionGraph
 from .logstate import LoggingState
 from .project import AlembicProject
-from .sandbox import Allowed, sandboxed
+from .sandbox import Allowed, observing, sandboxed
 from .schema import SchemaSnapshot, SnapshotTaker
 from .urls import database_identity, mask, sync_url, url_in_environment
 from .watchdog import GRACE_SECONDS, Canceller, StepTimeout, Stopped, raise_in_thread, wait
@@ -108,6 +108,8 @@ class Session:
     recording: bool = False
     committed: bool = False
     """The connection committed while the pending step ran (``connection.commit()`` in a migration)."""
+    elsewhere: bool = False
+    """The pending step sent statements on another connection than this session's (not in :attr:`statements`)."""
     fresh_steps: bool = True
     """Each step starts as a new ``alembic`` command would: no memory of earlier steps in the context.
 
@@ -145,6 +147,7 @@ class Session:
         self.started = time.monotonic()
         self.statements.clear()
         self.committed = False
+        self.elsewhere = False
         if self.fresh_steps:
             self.context.impl.memo.clear()
         script = _fresh_script(self.script.get_revision(revision), always=self.reload_modules)
@@ -467,7 +470,7 @@ class EnvRunner:
 
         environment = guard(EnvironmentContext(self.config, script, fn=migrations_fn), self._allowed)
         try:
-            with _installed(environment), self._url_variable(), sandboxed(self._sandbox):
+            with _installed(environment), self._url_variable(), sandboxed(self._sandbox), observing(self._saw):
                 script.run_env()
         except MigrationsError as exc:
             self.unwinding = True
@@ -497,6 +500,12 @@ class EnvRunner:
             # What env.py commits does not change from run to run: once seen right, it is not read back again.
             project.commits_verified = True
         return sessions
+
+    def _saw(self, connection: Any) -> None:
+        """A statement of user code is about to run on ``connection``: the step's, or one of its own."""
+        session = self.current
+        if session is not None and session.recording and connection is not session.context.connection:
+            session.elsewhere = True
 
     def _check_committed(self, sessions: list[Session]) -> None:
         """Read each database's version table from a new connection: it must hold what the run applied."""
@@ -687,6 +696,22 @@ def _hint(exc: BaseException, label: str, filename: str) -> str | None:
             f"operations in this order): in {filename}, drop the foreign key first (op.drop_constraint(..., "
             'type_="foreignkey")) and re-create it after, or, when the whole table goes, drop only the table'
         )
+    duplicate = _duplicate_failure(text)
+    if duplicate is not None:
+        return (
+            f"{filename} requires {duplicate} to be unique while the table's rows repeat values in it (a unique "
+            "constraint or index added over existing rows, or a data migration writing a value twice): merge or "
+            "remove the duplicates first, in the same upgrade() (op.execute(UPDATE/DELETE ...)), then add the "
+            "constraint"
+        )
+    too_long = _TOO_LONG.search(text)
+    if too_long is not None:
+        what = f"column `{too_long['column']}`" if too_long["column"] else f"a column to {too_long['type']}"
+        return (
+            f"{filename} narrows {what} below the values its rows hold: shorten or move them first, in the same "
+            "upgrade() (op.execute(UPDATE ... SET <column> = substr(<column>, 1, <n>)), if cutting them is meant), "
+            "or keep the column as wide as the data"
+        )
     role = _DUPLICATE_ROLE.search(text)
     if role is not None:
         return (
@@ -714,6 +739,32 @@ def _hint(exc: BaseException, label: str, filename: str) -> str | None:
             "own. Keep the migration inside the database env.py connects it to (no schema= or database-qualified "
             "names naming another database)"
         )
+    return None
+
+
+_DUPLICATES = (
+    re.compile(r"UNIQUE constraint failed: (?:_alembic_tmp_)?(?P<table>[\w$]+)\.(?P<columns>[\w$., ]+)"),  # SQLite
+    re.compile(r"could not create unique index \"(?P<key>[^\"]+)\"\s+DETAIL:\s+Key \((?P<columns>[^)]*)\)"),  # PG
+    re.compile(r"Duplicate entry '(?P<value>.*?)' for key '(?P<key>[^']+)'"),  # MySQL/MariaDB
+)
+_TOO_LONG = re.compile(
+    r"value too long for type (?P<type>character varying\(\d+\)|character\(\d+\))"  # PostgreSQL
+    r"|\((?:1406|1265), \"Data (?:too long|truncated) for column '(?P<column>[^']+)'"  # MySQL/MariaDB strict mode
+)
+
+
+def _duplicate_failure(text: str) -> str | None:
+    """What a unique violation over existing rows is about, as the database names it."""
+    for pattern in _DUPLICATES:
+        found = pattern.search(text)
+        if found is None:
+            continue
+        names = found.groupdict()
+        if names.get("table"):
+            return f"`{names['columns'].replace(names['table'] + '.', '')}` of `{names['table']}`"
+        if names.get("columns"):
+            return f"`{names['columns']}` (key {names['key']})"
+        return f"key {names['key']} (repeated value {names['value']!r})"
     return None
 
 

@@ -30,7 +30,7 @@ import os
 import sqlite3
 import sysconfig
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -100,8 +100,25 @@ def install() -> None:
 _ROLES_PENDING = "pytest_migrations_roles"
 
 
+_observer: ContextVar[Callable[[Any], None] | None] = ContextVar("pytest_migrations_observer", default=None)
+
+
+@contextmanager
+def observing(callback: Callable[[Any], None]) -> Iterator[None]:
+    """Call ``callback(connection)`` before each statement user code sends in this thread of execution."""
+    install()
+    token = _observer.set(callback)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
+
+
 def _before_statement(conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> tuple[str, Any]:
     """Statements of user code that create or drop PostgreSQL roles go through the ledger (see :mod:`.roles`)."""
+    observer = _observer.get()
+    if observer is not None:
+        observer(conn)
     if _allowed.get() is None or conn.dialect.name != "postgresql" or not roles.mentions_roles(statement):
         return statement, parameters
     cursor = conn.connection.cursor()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from pytest_migrations import changes
+
 from ..helpers import Project, users_table
 
 KINDS_UP = """
@@ -269,3 +273,99 @@ def test_rows_of_your_own_for_a_table_that_is_not_there_are_named(project: Proje
     result = project.run("--migrations-checks", "stairway", "--migrations-data")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*pytest_migrations_seed_data gave rows for nope, which the database does not have*"])
+
+
+UNIQUE_NAME_UP = 'with op.batch_alter_table("users") as b:\n    b.create_unique_constraint("uq_users_name", ["name"])'
+UNIQUE_NAME_DOWN = 'with op.batch_alter_table("users") as b:\n    b.drop_constraint("uq_users_name", type_="unique")'
+NARROW_UP = 'op.alter_column("users", "name", type_=sa.String(5), existing_type=sa.String(50), existing_nullable=False)'
+NARROW_DOWN = (
+    'op.alter_column("users", "name", type_=sa.String(50), existing_type=sa.String(5), existing_nullable=False)'
+)
+BATCH_NARROW_UP = 'with op.batch_alter_table("users") as b:\n    b.alter_column("name", type_=sa.String(5))'
+BATCH_NARROW_DOWN = 'with op.batch_alter_table("users") as b:\n    b.alter_column("name", type_=sa.String(50))'
+SPLIT_NAMES = """
+op.add_column("people", sa.Column("first", sa.Text))
+conn = op.get_bind()
+for id_, bio in conn.execute(sa.text("SELECT id, bio FROM people")).all():
+    first, _rest = bio.split(" ", 1)
+    conn.execute(sa.text("UPDATE people SET first = :f WHERE id = :i"), {"f": first, "i": id_})
+"""
+DROP_FIRST = 'with op.batch_alter_table("people") as b:\n    b.drop_column("first")'
+
+
+def test_a_unique_constraint_over_repeated_values_fails_showing_the_rows(project: Project) -> None:
+    """Generated rows repeat values in columns that are not unique: adding the constraint fails, rows shown."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", UNIQUE_NAME_UP, UNIQUE_NAME_DOWN)
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of revision b2 * raised IntegrityError: *UNIQUE constraint failed: _alembic_tmp_users.name",
+            "*b2_rev.py requires `name` of `users` to be unique while the table's rows repeat values in it*",
+            '*table "users" (id, name):',
+            "*(3, 'Zoë ☃ 北京 — ñ')",
+            "*(4, 'Zoë ☃ 北京 — ñ')",
+        ]
+    )
+    project.run("--migrations-checks", "stairway").assert_outcomes(passed=2)  # on empty tables it passes
+
+
+def test_narrowing_a_column_passes_on_sqlite_which_keeps_long_values(project: Project) -> None:
+    """SQLite does not enforce VARCHAR lengths: the narrowing that fails on servers (see test_data_servers) passes."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", BATCH_NARROW_UP, BATCH_NARROW_DOWN)
+    project.run("--migrations-checks", "stairway", "--migrations-data").assert_outcomes(passed=2)
+
+
+def test_a_data_migration_that_assumes_every_value_has_a_space_fails_on_the_edge_values(project: Project) -> None:
+    """NULL and a value without a space break a split() that real data may never have met: the rows are shown."""
+    project.revision("a1", None, PEOPLE, 'op.drop_table("people")')
+    project.revision("b2", "a1", SPLIT_NAMES, DROP_FIRST)
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of revision b2 * raised ValueError: not enough values to unpack (expected 2, got 1)",
+            "*b2_rev.py:* in upgrade",
+            "*rows (--migrations-data):",
+            '*table "people" (id, bio):',
+            "*(2, None)",
+            "*Edge values (NULL, '', the longest string*) are generated on purpose*",
+        ]
+    )
+
+
+def _verdicts(result: object) -> tuple[dict[str, int], list[str]]:
+    """The outcomes and every line of the row reports of a run."""
+    lines = [
+        line for line in result.outlines if line.startswith(("downgrade of", "re-upgrade of", "    table ", "      "))
+    ]  # type: ignore[attr-defined]
+    outcomes = result.parseoutcomes()  # type: ignore[attr-defined]
+    return {k: outcomes.get(k, 0) for k in ("passed", "failed", "skipped")}, lines
+
+
+def test_rows_read_only_where_a_step_wrote_give_the_verdicts_of_reading_everything(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading back only the tables a step's statements wrote gives the same verdicts and row diffs as reading all."""
+    project.revision("a1", None, PEOPLE, 'op.drop_table("people")')
+    project.revision("b2", "a1", KINDS_UP, KINDS_DOWN)
+    project.revision("c3", "b2", NICKNAME_UP, NICKNAME_DOWN)
+    project.revision("d4", "c3", SPLIT_UP, SPLIT_DOWN_LOSING_VALUES)
+    project.revision(
+        "e5",
+        "d4",
+        'op.create_index("ix_since", "memberships", ["since"])',
+        'op.execute("DELETE FROM memberships WHERE team <> \'\'")\nop.drop_index("ix_since", "memberships")',
+    )
+    project.revision("f6", "e5", "op.execute(\"UPDATE accounts SET nickname = 'same'\")", "pass")
+    incremental = _verdicts(project.run("--migrations-checks", "stairway", "--migrations-data"))
+    monkeypatch.setattr(changes, "written_tables", lambda *args, **kwargs: None)  # every step: read every table
+    full = _verdicts(project.run("--migrations-checks", "stairway", "--migrations-data"))
+    assert incremental == full
+    assert incremental[0] == {"passed": 3, "failed": 3, "skipped": 0}
+    assert (
+        'downgrade of revision e5 "revision e5" (e5_rev.py) does not give back the rows that were there before the upgrade: table "memberships" (4 lost)'
+        in incremental[1]
+    )
