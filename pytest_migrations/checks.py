@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +134,9 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
     left: list[tuple[SchemaMismatch, SchemaSnapshot]] = []
     rows = None
     if harness.data is not None:
-        rows = _Rows(harness.data, revision, module, notes, harness.reflections, harness.row_caches)
+        if harness.data.revision_data and harness.revision_data is None:
+            harness.revision_data = rowdata.RevisionData.load(harness.data.revision_data)
+        rows = _Rows(harness.data, revision, module, notes, harness)
 
     def plan(session: Any) -> Iterator[RevisionStep]:
         walked = len(session.completed)
@@ -150,6 +152,8 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
         if rows is not None:
             rows.stepped("upgrade", session, before, after)
         if exemption:
+            if rows is not None:
+                rows.at_revision(session, after)
             return
         yield from session.step(revision.id, upgrade=False, label="downgrade")
         downgraded = harness.capture(session)
@@ -173,6 +177,7 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
             raise mismatch
         if rows is not None:
             rows.check("re-upgrade", session, final[session.index])
+            rows.at_revision(session, final[session.index])
 
     try:
         try:
@@ -218,17 +223,20 @@ class _Rows:
         revision: Revision,
         module: object,
         notes: list[str],
-        cache: rowdata.ReflectionCache,
-        stores: dict[int, rowdata.RowCache],
+        harness: Harness,
     ) -> None:
         self.settings = settings
-        self.cache = cache
-        self.stores = stores
+        self.cache = harness.reflections
+        self.stores = harness.row_caches
+        self.given = harness.revision_data
         self.revision = revision
         declared = getattr(module, LOSSY_ATTRIBUTE, None)
         self.lossy = (
             (declared if isinstance(declared, str) else f"{LOSSY_ATTRIBUTE} = {declared!r}") if declared else None
         )
+        for key, why in settings.lossy.items():
+            if self.lossy is None and revision.id.startswith(key):
+                self.lossy = f"{why} (migrations_lossy_downgrade)" if why else "migrations_lossy_downgrade"
         self.notes = notes
         self.seeded: dict[str, rowdata.Seeded] = {}
         self.taken: dict[str, rowdata.RowSnapshot] = {}
@@ -257,11 +265,15 @@ class _Rows:
             if name not in unread and not store.rows[name].rows and store.tried.get(name) != tables[name]
         ]
         seeded: dict[str, rowdata.Seeded] = {}
-        if candidates or self.settings.user_rows is not None:
+        hook_rows: Mapping[str, Sequence[Mapping[str, Any]]] = {}
+        if self.settings.user_rows is not None:
+            hook_rows = self.settings.user_rows(self.revision.id, self.cache.tables_of(connection, schema)) or {}
+        ini_rows = self.given.rows_before(self.revision.id) if self.given is not None else {}
+        if candidates or hook_rows or ini_rows:
             metadata = self.cache.metadata(connection, schema)  # all of it: a child's rows need its parents' keys
-            if self.settings.user_rows is not None:
-                rows = self.settings.user_rows(self.revision.id, metadata.tables)
-                seeded = rowdata.insert_user_rows(connection, metadata, rows or {})
+            seeded = rowdata.insert_user_rows(connection, metadata, hook_rows)
+            seeded.update(rowdata.insert_user_rows(connection, metadata, ini_rows, "migrations_revision_data"))
+            candidates = [name for name in candidates if name not in seeded]
             seeded = {**rowdata.seed(connection, metadata, self.revision.id, self.settings.rows, candidates), **seeded}
         self.seeded = seeded
         for name in candidates:
@@ -270,6 +282,14 @@ class _Rows:
         read = set(unread) | {name for name, made in seeded.items() if made.inserted}
         self._read(session, schema, read)
         self.taken["before"] = dict(store.rows)
+
+    def at_revision(self, session: Any, schema: SchemaSnapshot) -> None:
+        """The rows ``migrations_revision_data`` gives at this revision, for the revisions above it."""
+        rows = self.given.rows_at(self.revision.id) if self.given is not None else {}
+        if rows:
+            metadata = self.cache.metadata(session.connection, schema)
+            rowdata.insert_user_rows(session.connection, metadata, rows, "migrations_revision_data (at_revision_data)")
+            self._read(session, schema, set(rows))
 
     def stepped(self, step: str, session: Any, before: SchemaSnapshot, after: SchemaSnapshot) -> None:
         """After ``step``: read again what it may have touched."""

@@ -36,6 +36,7 @@ Nothing here imports pytest.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import random
 import uuid
@@ -74,6 +75,10 @@ class DataSettings:
     """Rows generated per table that has none (``migrations_data_rows``)."""
     user_rows: UserRows | None = field(default=None, compare=False)
     """The user's own rows per revision and table (the ``pytest_migrations_seed_data`` hook), inserted first."""
+    revision_data: str | None = None
+    """``module:attribute`` of rows in pytest-alembic's form (``migrations_revision_data``): :class:`RevisionData`."""
+    lossy: Mapping[str, str] = field(default_factory=dict)
+    """Revisions (id or prefix) whose downgrade loses rows on purpose, with why (``migrations_lossy_downgrade``)."""
 
 
 UserRows = Callable[[str, Mapping[str, sa.Table]], Mapping[str, Sequence[Mapping[str, Any]]]]
@@ -81,32 +86,118 @@ UserRows = Callable[[str, Mapping[str, sa.Table]], Mapping[str, Sequence[Mapping
 
 
 def insert_user_rows(
-    connection: Connection, metadata: sa.MetaData, given: Mapping[str, Sequence[Mapping[str, Any]]]
+    connection: Connection,
+    metadata: sa.MetaData,
+    given: Mapping[str, Sequence[Mapping[str, Any]]],
+    source: str = "pytest_migrations_seed_data",
 ) -> dict[str, Seeded]:
-    """Insert the user's rows into their (empty) tables, parents first; a refused row is the user's to fix."""
+    """Insert the user's rows, parents first, next to any rows the tables hold; a refused row is the user's to fix.
+
+    :param source: where the rows come from, for the messages.
+    """
     from .exceptions import ConfigurationError
 
     done: dict[str, Seeded] = {}
     unknown = set(given) - set(metadata.tables)
     if unknown:
         raise ConfigurationError(
-            f"pytest_migrations_seed_data gave rows for {', '.join(sorted(unknown))}, which the database does not "
+            f"{source} gave rows for {', '.join(sorted(unknown))}, which the database does not "
             f"have at this revision (tables: {', '.join(sorted(metadata.tables)) or 'none'})"
         )
     for table in _order(metadata):
         rows = list(given.get(table.name, ()))
-        if not rows or not _empty(connection, table):
+        if not rows:
             continue
+        held = not _empty(connection, table)
         try:
             with connection.begin_nested():
                 connection.execute(table.insert(), rows)
         except sa.exc.DBAPIError as exc:
+            already = (
+                " The table already held rows (generated or given for an earlier revision): give keys and unique "
+                "values that cannot collide with them (ids above 100000, say)"
+                if held
+                else ""
+            )
             raise ConfigurationError(
-                f"pytest_migrations_seed_data: the database refused the rows given for table {table.name}: "
-                f"{first_line(exc.orig or exc)}; fix the rows the hook returns"
+                f"{source}: the database refused the rows given for table {table.name}: "
+                f"{first_line(exc.orig or exc)}; fix the rows it gives.{already}"
             ) from None
-        done[table.name] = Seeded(inserted=len(rows), seed="your rows (pytest_migrations_seed_data)")
+        done[table.name] = Seeded(inserted=len(rows), seed=f"your rows ({source})")
     return done
+
+
+@dataclass(frozen=True)
+class RevisionData:
+    """Rows given per revision in pytest-alembic's form: ``{revision: [{"__tablename__": "t", ...}, ...]}``.
+
+    ``before`` rows go in before the revision's upgrade (with the hook's), ``at`` rows
+    right after its stairway item, for the revisions above it to run on. A revision's
+    value may be one row (a dict) or a list of rows; each row names its table in
+    ``__tablename__``.
+    """
+
+    before: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]] = field(default_factory=dict)
+    at: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str) -> RevisionData:
+        """``module:attribute`` (a dict with ``before_revision_data``/``at_revision_data``, or an object with them)."""
+        from .exceptions import ConfigurationError
+
+        module_name, _, attribute = path.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attribute.split(".") if attribute else ():
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"cannot load migrations_revision_data {path!r}: {type(exc).__name__}: {exc}; it takes "
+                "module.path or module.path:attribute, holding before_revision_data and/or at_revision_data"
+            ) from exc
+        if isinstance(obj, Mapping):
+            before, at = obj.get("before_revision_data"), obj.get("at_revision_data")
+        else:
+            before, at = getattr(obj, "before_revision_data", None), getattr(obj, "at_revision_data", None)
+        if before is None and at is None:
+            raise ConfigurationError(
+                f"migrations_revision_data {path!r} has neither before_revision_data nor at_revision_data"
+            )
+        return cls(_by_table(before or {}, path), _by_table(at or {}, path))
+
+    def rows_before(self, revision: str) -> Mapping[str, Sequence[Mapping[str, Any]]]:
+        return _for(self.before, revision)
+
+    def rows_at(self, revision: str) -> Mapping[str, Sequence[Mapping[str, Any]]]:
+        return _for(self.at, revision)
+
+
+def _by_table(spec: Mapping[str, Any], path: str) -> dict[str, dict[str, list[Mapping[str, Any]]]]:
+    """``{rev: row | [rows]}`` (rows naming ``__tablename__``) as ``{rev: {table: [rows without it]}}``."""
+    from .exceptions import ConfigurationError
+
+    out: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    for revision, value in spec.items():
+        rows = [value] if isinstance(value, Mapping) else list(value)
+        for row in rows:
+            if not isinstance(row, Mapping) or "__tablename__" not in row:
+                raise ConfigurationError(
+                    f"migrations_revision_data {path!r}: a row for revision {revision} has no __tablename__ "
+                    f"(each row is a dict such as {{'__tablename__': 'users', 'id': 1}}): {row!r}"
+                )
+            fields = {k: v for k, v in row.items() if k != "__tablename__"}
+            out.setdefault(str(revision), {}).setdefault(str(row["__tablename__"]), []).append(fields)
+    return out
+
+
+def _for(spec: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], revision: str) -> dict[str, list[Any]]:
+    """The rows given for ``revision`` (by id, or a prefix of it as pytest-alembic allows)."""
+    merged: dict[str, list[Any]] = {}
+    for key, tables in spec.items():
+        if revision == key or (len(key) >= 4 and revision.startswith(key)):
+            for table, rows in tables.items():
+                merged.setdefault(table, []).extend(rows)
+    return merged
 
 
 @dataclass

@@ -32,7 +32,7 @@ from . import roles
 from .backends import Backend, database_name, run_id
 from .backends.server import PostgreSQLBackend
 from .backends.waits import ServerCanceller
-from .data import DataSettings, ReflectionCache, RowCache
+from .data import DataSettings, ReflectionCache, RevisionData, RowCache
 from .envrun import EnvRunner, LiveRun, Plan, Session, end_live_run
 from .exceptions import ConfigurationError, MigrationStepFailed, ProviderError
 from .history import RevisionGraph
@@ -104,6 +104,8 @@ class Harness:
         self._env_checked = False
         self.reflections = ReflectionCache()
         """Tables reflected for --migrations-data, by their schema facts (see :class:`~.data.ReflectionCache`)."""
+        self.revision_data: RevisionData | None = None
+        """The rows ``migrations_revision_data`` names, once loaded."""
         self.row_caches: dict[int, RowCache] = {}
         """The rows of the stairway's database (one per multidb database) as last read (:class:`~.data.RowCache`)."""
         self.broken: dict[str, MigrationStepFailed] = {}

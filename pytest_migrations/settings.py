@@ -116,7 +116,16 @@ class Settings:
                 lambda n: n >= 1,
                 "migrations_data_rows must be a whole number of at least 1",
             )
-            data = DataSettings(rows=rows, user_rows=_hook_rows(config))
+            lossy = {}
+            for line in filter(None, (str(v).strip() for v in config.getini("migrations_lossy_downgrade"))):
+                revision, _, why = line.partition(":")
+                lossy[revision.strip()] = why.strip()
+            data = DataSettings(
+                rows=rows,
+                user_rows=_hook_rows(config),
+                revision_data=str(config.getini("migrations_revision_data") or "") or None,
+                lossy=lossy,
+            )
         irreversible = _words(config.getini("migrations_irreversible"))
         try:
             accept = parse_accept_lines(config.getini("migrations_stairway_accept"))
@@ -335,6 +344,17 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "migrations_data_rows", "Rows generated per empty table with migrations_data.", default=str(DEFAULT_ROWS)
+    )
+    parser.addini(
+        "migrations_revision_data",
+        "module[:attribute] holding before_revision_data / at_revision_data (pytest-alembic's form).",
+        default="",
+    )
+    parser.addini(
+        "migrations_lossy_downgrade",
+        "Revisions whose downgrade loses rows on purpose, one `REV: why` per line.",
+        type="linelist",
+        default=[],
     )
     parser.addini("migrations_postgresql_image", "PostgreSQL image for the container provider.", default="")
     parser.addini("migrations_mysql_image", "MySQL/MariaDB image for the container provider.", default="")

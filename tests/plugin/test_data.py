@@ -369,3 +369,60 @@ def test_rows_read_only_where_a_step_wrote_give_the_verdicts_of_reading_everythi
         'downgrade of revision e5 "revision e5" (e5_rev.py) does not give back the rows that were there before the upgrade: table "memberships" (4 lost)'
         in incremental[1]
     )
+
+
+FIRST_NAME_UP = """
+op.add_column("users", sa.Column("first", sa.String(50)))
+op.execute("UPDATE users SET first = substr(name, 1, instr(name, ' ') - 1) WHERE instr(name, ' ') > 0")
+first = op.get_bind().exec_driver_sql("SELECT first FROM users WHERE id = 100001").scalar()
+assert first == "Ada", first
+"""
+NEEDS_GRACE = (
+    'assert op.get_bind().exec_driver_sql("SELECT name FROM users WHERE id = 100002").scalar() == "Grace Hopper"'
+)
+
+
+def test_pytest_alembic_revision_data_from_the_ini(project: Project) -> None:
+    """migrations_revision_data names pytest-alembic's before/at_revision_data: rows go in before and at a revision."""
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("users", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(50)))',
+        'op.drop_table("users")',
+    )
+    project.revision("b2", "a1", FIRST_NAME_UP, DROP_FIRST.replace("people", "users"))
+    project.revision("c3", "b2", NEEDS_GRACE, "pass")
+    project.pytester.makepyfile(
+        migration_data="""
+        alembic_config = {
+            "before_revision_data": {"b2": {"__tablename__": "users", "id": 100001, "name": "Ada Lovelace"}},
+            "at_revision_data": {"b2": [{"__tablename__": "users", "id": 100002, "name": "Grace Hopper"}]},
+        }
+        """
+    )
+    project.pytester.makeini("[pytest]\nmigrations_revision_data = migration_data:alembic_config\n")
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(passed=3)
+
+
+def test_pytest_alembic_revision_data_without_a_table_name_is_named(project: Project) -> None:
+    project.revision(**users_table("a1"))
+    project.pytester.makepyfile(migration_data='before_revision_data = {"a1": {"id": 1}}\n')
+    project.pytester.makeini("[pytest]\nmigrations_revision_data = migration_data\n")
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*migrations_revision_data 'migration_data': a row for revision a1 has no __tablename__*"]
+    )
+
+
+def test_a_lossy_downgrade_declared_in_the_ini(project: Project) -> None:
+    """migrations_lossy_downgrade = REV: why does what lossy_downgrade in the file does."""
+    project.revision("a1", None, PEOPLE, 'op.drop_table("people")')
+    project.revision("b2", "a1", SPLIT_UP, SPLIT_DOWN_LOSING_VALUES)
+    project.pytester.makeini("[pytest]\nmigrations_lossy_downgrade =\n    b2: bios live in their own table now\n")
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["b2 downgrade: rows not compared: *bios live in their own table now (migrations_lossy_downgrade)"]
+    )
