@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import statistics
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from pytest_migrations.project import AlembicProject, ProjectLocation
 from pytest_migrations.providers import with_driver
 from pytest_migrations.runner import MigrationRunner
 from pytest_migrations.servers import BACKENDS, CHECKPOINT_EVERY
+from pytest_migrations.timings import balance
 
 
 def _harness(ini: Path, url: str, data: DataSettings | None = None) -> Harness:
@@ -64,8 +66,9 @@ def lower_bound(ini: Path, url: str) -> float:
         harness.close()
 
 
-def pytest_run(ini: Path, url: str, workers: int) -> float:
-    return time_pytest_stairway(ini, "-n", str(workers), "--migrations-url", url)
+def pytest_run(ini: Path, url: str, workers: int, report: Path | None = None) -> float:
+    extra = ["--migrations-report", str(report)] if report else []
+    return time_pytest_stairway(ini, "-n", str(workers), "--migrations-url", url, *extra)
 
 
 def runner_uses(ini: Path, url: str, uses: int = 5) -> list[float]:
@@ -97,10 +100,11 @@ def main() -> None:
             with_data.append(plugin_stairway(ini, args.url, DataSettings()))
             lower.append(lower_bound(ini, args.url))
             serial.append(pytest_run(ini, args.url, 0))
-            parallel.append(pytest_run(ini, args.url, 2))
+            parallel.append(pytest_run(ini, args.url, 2, Path(tmp) / "report.json"))
             uses = runner_uses(ini, args.url)
             first.append(uses[0])
             later.extend(uses[1:])
+        report = json.loads((Path(tmp) / "report.json").read_text())
     med = statistics.median
     dialect = sa.make_url(args.url).get_backend_name()
     print(f"{dialect}, N={args.size}, medians of {args.rounds} interleaved rounds")
@@ -116,6 +120,7 @@ def main() -> None:
         f"  pytest stairway -n 0  {med(serial):7.2f} s   -n 2 {med(parallel):7.2f} s   "
         f"ratio -n 2 / -n 0 {med(parallel) / med(serial):.2f}"
     )
+    print("  -n 2, what each worker walked (--migrations-report): " + "; ".join(balance(report)))
     print(
         f"  migration_runner to a late revision: first use {med(first) * 1000:7.1f} ms, "
         f"later uses {med(later) * 1000:7.1f} ms (x{med(first) / med(later):.0f} faster)"

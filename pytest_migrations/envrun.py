@@ -50,6 +50,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import NullPool
 
+from . import timings
 from .backends.sqlite import owned_directories
 from .exceptions import (
     ConfigurationError,
@@ -152,7 +153,10 @@ class Session:
             self.context.impl.memo.clear()
         script = _fresh_script(self.script.get_revision(revision), always=self.reload_modules)
         self.recording = True
-        yield RevisionStep(self.script.revision_map, script, upgrade)
+        try:
+            yield RevisionStep(self.script.revision_map, script, upgrade)
+        finally:
+            timings.RECORDER.step(revision, label, time.monotonic() - self.started)
         self.recording = False
         self.pending = None
         self.before_step = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from . import roles
+from . import roles, timings
 from .backends import Backend, database_name, run_id
 from .backends.server import PostgreSQLBackend
 from .backends.waits import ServerCanceller
@@ -295,7 +296,9 @@ class Harness:
         Only the plugin's own database is looked at: on PostgreSQL all of its schemas; on
         MySQL a "schema" is another database of the server, which is never ours to read.
         """
+        started = time.perf_counter()
         snapshot = self.snapshots.capture(session.connection, exclude_tables=[_version_table(session)])
+        timings.RECORDER.snapshot(time.perf_counter() - started)
         if roles.LEDGER and snapshot.dialect == "postgresql":
             held = dict(roles.LEDGER.states(session.connection))
             snapshot = SchemaSnapshot({**snapshot.objects, **held}, "postgresql")

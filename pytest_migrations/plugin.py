@@ -26,6 +26,7 @@ from .fixtures import (
 )
 from .harness import controller_alive
 from .project import locate_project
+from .reporting import ReportHooks
 from .schema import SchemaSnapshot
 from .settings import DATABASES, Settings, add_options
 from .state import get_pool, get_project, pool_key, settings_key, try_project, worker_id
@@ -54,6 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[settings_key] = settings
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "migrations-xdist")
+    config.pluginmanager.register(ReportHooks(config, settings), "migrations-report")
     if not settings.enabled:
         return
     try:

@@ -59,6 +59,10 @@ class Settings:
     """Downgrades not to test (``*``, a floor) and differences to accept."""
     data: DataSettings | None = None
     """``--migrations-data``: the stairway seeds tables with generated rows and compares them; ``None``: off."""
+    durations: int = 0
+    """``--migrations-durations N``: list the N slowest migration steps after the run (0: none)."""
+    report: Path | None = None
+    """``--migrations-report FILE``: write the run's JSON report there."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -159,6 +163,13 @@ class Settings:
             policy=policy,
             step_timeout=step_timeout or None,
             data=data,
+            durations=_number(
+                pick("migrations_durations", "migrations_durations") or 0,
+                int,
+                lambda n: n >= 0,
+                "migrations_durations must be a whole number of steps to list (0: none)",
+            ),
+            report=_report_path(config, pick("migrations_report", "migrations_report")),
         )
 
 
@@ -174,6 +185,18 @@ def _number(raw: object, kind: Callable[[str], Number], valid: Callable[[Number]
     if value is None or not valid(value):
         raise pytest.UsageError(f"{requirement}, not {raw!r}")
     return value
+
+
+def _report_path(config: pytest.Config, raw: object) -> Path | None:
+    """The report file, relative to where pytest was invoked (an ini value: to the ini file's folder)."""
+    if not raw:
+        return None
+    path = Path(str(raw)).expanduser()
+    if path.is_absolute():
+        return path
+    if config.getoption("migrations_report"):
+        return config.invocation_params.dir / path
+    return (config.inipath.parent if config.inipath else config.rootpath) / path
 
 
 def _hook_rows(config: pytest.Config) -> UserRows:
@@ -295,6 +318,16 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="N",
         help=f"Rows generated per empty table with --migrations-data ({DEFAULT_ROWS}).",
     )
+    group.addoption(
+        "--migrations-durations",
+        metavar="N",
+        help="After the run, list the N slowest migration steps (revision, step, seconds).",
+    )
+    group.addoption(
+        "--migrations-report",
+        metavar="FILE",
+        help="Write a JSON report of the run: per item its steps and snapshots, per worker what it walked.",
+    )
     group.addoption("--migrations-timeout", metavar="SECONDS", help="Wait for a started server at most this long (60).")
     group.addoption("--migrations-postgresql-image", metavar="IMAGE", help="PostgreSQL image (postgres:15).")
     group.addoption("--migrations-mysql-image", metavar="IMAGE", help="MySQL/MariaDB image (mariadb:10.11).")
@@ -356,5 +389,7 @@ def add_options(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
     )
+    parser.addini("migrations_durations", "List the N slowest migration steps after the run.", default="0")
+    parser.addini("migrations_report", "Write the run's JSON report to this file.", default="")
     parser.addini("migrations_postgresql_image", "PostgreSQL image for the container provider.", default="")
     parser.addini("migrations_mysql_image", "MySQL/MariaDB image for the container provider.", default="")
