@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext, RevisionStep
 from sqlalchemy import MetaData
 from sqlalchemy.pool import NullPool
 
-from . import changes
+from . import changes, since
 from . import data as rowdata
 from .exceptions import (
     ConfigurationError,
@@ -57,8 +57,33 @@ CHECKS: dict[str, Check] = {
         Check("stairway", True, "upgrade, downgrade, re-upgrade of one revision leave matching schemas"),
         Check("downgrade_to_base", False, "every revision downgrades from head to base, leaving nothing behind"),
         Check("drift", False, "the models match the schema at head: no migration is missing"),
+        Check("history_unchanged", False, "revisions that exist at --migrations-since REF are unchanged"),
     )
 }
+
+
+def check_history_unchanged(history: since.History, graph: RevisionGraph) -> CheckResult:
+    """No revision of REF edited or deleted, and every new one built on REF's heads (see :mod:`.since`)."""
+    found = since.changes(history, graph)
+    if not found:
+        added = len(since.new_revisions(history, graph))
+        return None if added else f"no revision was added since {history.ref}"
+    by_file: dict[str, list[str]] = {}
+    for change in found:
+        by_file.setdefault(change.path, []).append(change.what)
+    return_lines = [(path, "\n".join(whats)) for path, whats in sorted(by_file.items())]
+    raise MigrationCheckFailed(
+        f"{len(found)} change(s) to the history of {history.ref} ({history.commit[:12]}): revisions that exist there "
+        "have most likely run in production, and a database that ran them will not run them again",
+        [
+            *return_lines,
+            (
+                "fix",
+                "put the edited revisions back as they are at the ref (git checkout "
+                f"{history.ref} -- <file>) and make the change in a new revision on top of the head",
+            ),
+        ],
+    )
 
 
 def check_single_head(graph: RevisionGraph, expected: int) -> CheckResult:

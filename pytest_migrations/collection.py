@@ -19,12 +19,21 @@ from .checks import (
     Check,
     check_downgrade_to_base,
     check_drift,
+    check_history_unchanged,
     check_single_head,
     check_stairway,
     check_upgrade_to_head,
 )
-from .exceptions import MigrationCheckFailed, MigrationsError, MigrationStepFailed, RevisionBlocked, RevisionGraphError
+from .exceptions import (
+    ConfigurationError,
+    MigrationCheckFailed,
+    MigrationsError,
+    MigrationStepFailed,
+    RevisionBlocked,
+    RevisionGraphError,
+)
 from .history import Revision
+from .since import History, read_ref
 from .state import project_key, settings_key
 from .urls import mask_passwords
 
@@ -35,6 +44,8 @@ check_key = pytest.StashKey[Check]()
 revision_key = pytest.StashKey[Revision]()
 database_key = pytest.StashKey[str]()
 graph_error_key = pytest.StashKey[RevisionGraphError]()
+history_key = pytest.StashKey[History]()
+history_error_key = pytest.StashKey[ConfigurationError]()
 
 
 class MigrationItem(pytest.Function):
@@ -68,6 +79,13 @@ def _run_item(request: pytest.FixtureRequest, _migrations_harnesses: Any) -> Non
     check = item.stash[check_key]
     settings = item.config.stash[settings_key]
     if check.name == "graph":
+        return
+    if check.name == "history_unchanged":  # about the files and git alone
+        if history_error_key in item.stash:
+            raise item.stash[history_error_key]
+        result = check_history_unchanged(item.stash[history_key], _migrations_harnesses.project.graph)
+        if result is not None:
+            pytest.skip(result)
         return
     if check.name == "single_head":  # about the files alone: no database is needed
         result = check_single_head(_migrations_harnesses.project.graph, settings.expected_heads)
@@ -154,17 +172,29 @@ class MigrationsCollector(pytest.File):
             yield item
             return
         several = len(settings.databases) > 1
+        history, history_error, order = None, None, graph.order
+        if settings.since is not None:
+            try:
+                history = read_ref(settings.since, self._version_folders(graph))
+                order = tuple(rev for rev in graph.order if rev.id not in history.revisions)
+            except ConfigurationError as exc:
+                history_error, order = exc, ()
         for name in settings.checks:
             check = CHECKS[name]
             if not check.per_revision:
-                if check.name in ("graph", "single_head"):  # about the files: the same on every database
-                    yield self._item(check, name, settings.databases[0])
+                if check.name in ("graph", "single_head", "history_unchanged"):  # about the files: one item
+                    item = self._item(check, name, settings.databases[0])
+                    if history is not None:
+                        item.stash[history_key] = history
+                    if history_error is not None:
+                        item.stash[history_error_key] = history_error
+                    yield item
                     continue
                 for database in settings.databases:
                     yield self._item(check, f"{name}[{database}]" if several else name, database)
                 continue
             for database in settings.databases:
-                for revision in graph.order:
+                for revision in order:
                     # The whole id: custom ids (dates, names) often share a long prefix.
                     param = f"{database}-{revision.id}" if several else revision.id
                     item = self._item(check, f"{name}[{param}]", database)
@@ -172,6 +202,13 @@ class MigrationsCollector(pytest.File):
                     if revision.id in settings.skip_revisions or revision.short_id in settings.skip_revisions:
                         item.add_marker(pytest.mark.skip(reason=f"{revision.short_id} is listed in migrations_skip"))
                     yield item
+
+    def _version_folders(self, graph: Any) -> list[Path]:
+        """Where the revision files live: every folder holding one, and the project's versions folder."""
+        project = self.config.stash[project_key]
+        folders = {rev.path.resolve().parent for rev in graph.order}
+        folders.add(Path(project.script.versions).resolve())
+        return sorted(folders)
 
     def _item(self, check: Check, name: str, database: str) -> MigrationItem:
         # No originalname: pytest >= 9.2 builds the node id from it, and the id must carry the revision.

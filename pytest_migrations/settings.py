@@ -63,6 +63,8 @@ class Settings:
     """``--migrations-durations N``: list the N slowest migration steps after the run (0: none)."""
     report: Path | None = None
     """``--migrations-report FILE``: write the run's JSON report there."""
+    since: str | None = None
+    """``--migrations-since REF``: stairway items only for revisions added after the git ref, and history_unchanged."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -79,6 +81,14 @@ class Settings:
         unknown = [c for c in checks if c not in CHECKS]
         if unknown:
             raise pytest.UsageError(f"unknown migration check(s) {', '.join(unknown)}; choose from {', '.join(CHECKS)}")
+        since_ref = str(pick("migrations_since", "migrations_since") or "").strip() or None
+        if since_ref is None and "history_unchanged" in checks:
+            if _words(pick("migrations_checks", "migrations_checks")):
+                raise pytest.UsageError(
+                    "the history_unchanged check compares the history with a git ref: give it with "
+                    "--migrations-since REF (e.g. origin/main), or migrations_since = REF in the ini"
+                )
+            checks = tuple(c for c in checks if c != "history_unchanged")
         urls = _urls(config)
         databases = _words(pick("migrations_db", "migrations_db")) or tuple(urls) or ("sqlite",)
         databases = tuple("mysql" if d == "mariadb" else d for d in databases)
@@ -170,6 +180,7 @@ class Settings:
                 "migrations_durations must be a whole number of steps to list (0: none)",
             ),
             report=_report_path(config, pick("migrations_report", "migrations_report")),
+            since=since_ref,
         )
 
 
@@ -319,6 +330,12 @@ def add_options(parser: pytest.Parser) -> None:
         help=f"Rows generated per empty table with --migrations-data ({DEFAULT_ROWS}).",
     )
     group.addoption(
+        "--migrations-since",
+        metavar="REF",
+        help="CI mode: stairway items only for revisions added after git ref REF (e.g. origin/main), "
+        "and history_unchanged: no revision of REF edited or deleted.",
+    )
+    group.addoption(
         "--migrations-durations",
         metavar="N",
         help="After the run, list the N slowest migration steps (revision, step, seconds).",
@@ -389,6 +406,7 @@ def add_options(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
     )
+    parser.addini("migrations_since", "Git ref: test only the revisions added after it (CI mode).", default="")
     parser.addini("migrations_durations", "List the N slowest migration steps after the run.", default="0")
     parser.addini("migrations_report", "Write the run's JSON report to this file.", default="")
     parser.addini("migrations_postgresql_image", "PostgreSQL image for the container provider.", default="")
