@@ -27,7 +27,7 @@ def test_the_slowest_steps_are_listed(project: Project) -> None:
     result.stdout.fnmatch_lines(
         [
             "*= pytest-migrations: slowest 2 migration steps =*",
-            "*.???s *upgrade* ?? *(migrations/env.py::stairway[[]??])",  # [[] is fnmatch's "["
+            "*.???s * ?? *(migrations/env.py::stairway[[]??])",  # [[] is fnmatch's "["; any step may be slowest
             "*.???s * ?? *(migrations/env.py::stairway[[]??])",
             "*= 3 passed*",
         ]
