@@ -67,7 +67,7 @@ def lower_bound(ini: Path, url: str) -> float:
 
 
 def pytest_run(ini: Path, url: str, workers: int, report: Path | None = None) -> float:
-    extra = ["--migrations-report", str(report)] if report else []
+    extra = [f"--migrations-report={report}"] if report else []  # "=": pytest takes a path argument for rootdir
     return time_pytest_stairway(ini, "-n", str(workers), "--migrations-url", url, *extra)
 
 

@@ -3,15 +3,30 @@
 The controller starts the servers (see :mod:`pytest_migrations.servers`) and hands their
 admin URLs and its run id to every worker through ``workerinput``; each worker then
 creates databases named with that run id and its own worker id, so nothing collides.
+
+**Consecutive revisions go to the same worker.** xdist's default ``--dist load`` deals
+items out one by one, so with k workers every worker walks the whole history for
+every k-th revision. Under that default the plugin gives xdist its own
+``LoadScopeScheduling`` with one scope per chunk of consecutive stairway items (k
+chunks per database, k the number of workers): each worker takes a chunk, walks to
+its first revision once without checks, and checks N/k revisions; every other item
+is its own scope and is dealt out as ``load`` would. Node ids stay as they are (no
+``@group`` suffix), so ``--lf`` and ``-k`` work as without xdist. A ``--dist`` chosen
+by the user is kept.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from .state import get_pool
+from .exceptions import MigrationsError
+from .settings import DATABASES
+from .state import get_pool, get_project, settings_key
+
+_STAIRWAY = re.compile(r"::stairway\[(?P<param>[^\]]+)\]$")
 
 
 def distributing(config: pytest.Config) -> bool:
@@ -27,3 +42,42 @@ class XdistHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["pytest_migrations"] = get_pool(self.config).to_workerinput()
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """Chunks of consecutive revisions per worker, under xdist's default ``--dist load``."""
+        if config.getvalue("dist") != "load" or not config.stash[settings_key].enabled:
+            return None
+        try:
+            order = get_project(config).graph.order
+        except MigrationsError:
+            return None
+        if not order:
+            return None
+        from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+        positions = {rev.id: index for index, rev in enumerate(order)}
+
+        class RevisionChunks(LoadScopeScheduling):  # type: ignore[misc]
+            """LoadScopeScheduling whose scope of a stairway item is its chunk of consecutive revisions."""
+
+            def _split_scope(self, nodeid: str) -> str:
+                match = _STAIRWAY.search(nodeid)
+                if match is None:
+                    return nodeid
+                database, revision = _parse_param(match["param"], positions)
+                if revision is None:
+                    return nodeid
+                chunk = positions[revision] * max(1, self.numnodes) // len(positions)
+                return f"pytest-migrations stairway {database} chunk {chunk}"
+
+        return RevisionChunks(config, log)
+
+
+def _parse_param(param: str, positions: dict[str, int]) -> tuple[str, str | None]:
+    """``(database, revision)`` of a stairway item's parameter: ``<rev>`` or ``<database>-<rev>``."""
+    if param in positions:
+        return "", param
+    database, _, revision = param.partition("-")
+    if database in DATABASES and revision in positions:
+        return database, revision
+    return "", None

@@ -89,3 +89,30 @@ def test_the_report_shows_what_each_xdist_worker_walked(project: Project) -> Non
     assert set(report["workers"]) <= {"gw0", "gw1"}
     assert sum(w["items"] for w in report["workers"].values()) == 3
     assert {item["worker"] for item in report["items"]} == set(report["workers"])
+
+
+def test_consecutive_revisions_go_to_the_same_xdist_worker(project: Project) -> None:
+    """Under -n 2 each worker takes a chunk of consecutive stairway items, not every other revision."""
+    pytest.importorskip("xdist")
+    revisions = [f"r{n:02d}" for n in range(12)]
+    for n, rev in enumerate(revisions):
+        project.revision(rev, revisions[n - 1] if n else None, "pass", "pass")
+    result = project.pytester.runpytest_subprocess(
+        "--migrations",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-n",
+        "2",
+        "--migrations-checks",
+        "stairway",
+        "--migrations-report",
+        "report.json",
+    )
+    result.assert_outcomes(passed=12)
+    report = json.loads((project.root / "report.json").read_text())
+    by_worker: dict[str, list[str]] = {}
+    for item in report["items"]:
+        by_worker.setdefault(item["worker"], []).append(item["revision"])
+    assert sorted(sorted(chunk) for chunk in by_worker.values()) == [revisions[:6], revisions[6:]]
