@@ -44,6 +44,11 @@ from . import OWN_DATABASE, PREFIX, RUN_ID, marker, marker_run, run_of
 RUN_USER = re.compile(r"^pm_(?P<run>[0-9a-f]{8})$")
 """The name of a per-run MySQL user: ``pm_<run>``."""
 
+_EXTRAS = {
+    "postgresql": "'pytest-migrations[psycopg]' (psycopg 3, SQLAlchemy 2.1's default) or 'pytest-migrations[psycopg2]'",
+    "mysql": "'pytest-migrations[mysql]' (PyMySQL)",
+}
+
 _PG_INSUFFICIENT_PRIVILEGE = "42501"
 _MYSQL_DENIED = frozenset({1044, 1142, 1227})
 """Access denied to a database (1044), to a command on a table (1142), needs a privilege (1227)."""
@@ -69,8 +74,8 @@ class ServerBackend:
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
             raise ProviderError(
                 f"the driver of {mask(self.server_url)} is not installed ({exc}); install it (pytest-migrations' "
-                f"extras: pip install 'pytest-migrations[{self.dialect}]'), or name an installed one in the URL, "
-                f"e.g. {'postgresql+psycopg2' if self.dialect == 'postgresql' else 'mysql+pymysql'}://..."
+                f"extras: pip install {_EXTRAS[self.dialect]}), or name an installed one in the URL, "
+                f"e.g. {'postgresql+psycopg' if self.dialect == 'postgresql' else 'mysql+pymysql'}://..."
             ) from None
         self._created: set[str] = set()
         self.failure: ProviderError | None = None

@@ -29,6 +29,19 @@ from ..urls import password_in_field
 SERVER_DIALECTS = ("postgresql", "mysql")
 DEFAULT_IMAGES = {"postgresql": "postgres:15", "mysql": "mariadb:10.11"}
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
+"""The driver a URL without one gets, when it is installed (see :func:`driver_for`)."""
+
+_ALTERNATIVES = {"postgresql": ("psycopg2", "psycopg"), "mysql": ("pymysql",)}
+
+
+def driver_for(dialect: str) -> str:
+    """``dialect+driver`` for a server URL: psycopg2 or psycopg (3) for PostgreSQL, whichever is installed."""
+    import importlib.util
+
+    for module in _ALTERNATIVES.get(dialect, ()):
+        if importlib.util.find_spec(module) is not None:
+            return f"{dialect}+{module}"
+    return DEFAULT_DRIVERS.get(dialect, dialect)
 
 
 @dataclass
@@ -69,7 +82,7 @@ def with_driver(url: URL) -> URL:
     if "+" in url.drivername:
         return url
     dialect = dialect_of(url)
-    return url.set(drivername=DEFAULT_DRIVERS.get(dialect, url.drivername))
+    return url.set(drivername=driver_for(dialect) if dialect in DEFAULT_DRIVERS else url.drivername)
 
 
 def start_server(

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import URL
 
 from ..exceptions import ProviderError, first_line
-from . import Server
+from . import Server, driver_for
 
 LABEL = "pytest-migrations.pid"
 
@@ -89,7 +89,14 @@ def _check_image(image: str, dialect: str) -> None:
 
 def start(dialect: str, image: str, timeout: float = 60.0) -> Server:
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-    from testcontainers.core.config import testcontainers_config
+    try:
+        from testcontainers.core.config import testcontainers_config
+    except ImportError:
+        raise ProviderError(
+            "--migrations-provider container needs testcontainers, which is not installed: "
+            "pip install 'pytest-migrations[containers]'; or pass a server URL with --migrations-url, "
+            "or use --migrations-provider local"
+        ) from None
 
     # Wait strategies read their startup timeout from this configuration when they are made.
     testcontainers_config.max_tries = max(1, int(timeout / testcontainers_config.sleep_time))
@@ -137,7 +144,7 @@ def start(dialect: str, image: str, timeout: float = 60.0) -> Server:
         ) from None
     host = container.get_container_host_ip()
     port = int(container.get_exposed_port(5432 if dialect == "postgresql" else 3306))
-    driver = "postgresql+psycopg2" if dialect == "postgresql" else "mysql+pymysql"
+    driver = driver_for(dialect)
     user = "postgres" if dialect == "postgresql" else "root"
     url = URL.create(driver, username=user, password=password, host=host, port=port)
     return Server(dialect, url, "container", image, stop=container.stop)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from ..exceptions import ProviderError
-from . import Server
+from . import Server, driver_for
 
 PREFIX = "pytest-migrations-"
 _BINARIES = {"postgresql": ("initdb", "pg_ctl"), "mysql": ("mariadb-install-db", "mariadbd")}
@@ -150,7 +150,7 @@ def _start_postgresql(root: Path, user: pwd.struct_passwd | None, timeout: float
         )
     except ProviderError as exc:
         raise ProviderError(f"{exc}\npostgres log tail:\n{_tail(server_log)}") from None
-    url = URL.create("postgresql+psycopg2", username="postgres", host="127.0.0.1", port=port, database="postgres")
+    url = URL.create(driver_for("postgresql"), username="postgres", host="127.0.0.1", port=port, database="postgres")
     _wait(url, server_log, timeout)
 
     def stop() -> None:
@@ -192,7 +192,7 @@ def _start_mysql(root: Path, user: pwd.struct_passwd | None, timeout: float) -> 
     ]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     (root / "server.pid.owner").write_text(str(process.pid))
-    url = URL.create("mysql+pymysql", username="root", host="127.0.0.1", port=port)
+    url = URL.create(driver_for("mysql"), username="root", host="127.0.0.1", port=port)
     try:
         _wait(url, log, timeout)
     except ProviderError:
