@@ -57,6 +57,7 @@ CHECKS: dict[str, Check] = {
         Check("stairway", True, "upgrade, downgrade, re-upgrade of one revision leave matching schemas"),
         Check("downgrade_to_base", False, "every revision downgrades from head to base, leaving nothing behind"),
         Check("drift", False, "the models match the schema at head: no migration is missing"),
+        Check("models_registered", False, "every models module of migrations_models_package is imported by env.py"),
         Check("history_unchanged", False, "revisions that exist at --migrations-since REF are unchanged"),
     )
 }
@@ -721,6 +722,8 @@ def check_downgrade_to_base(harness: Harness, notes: list[str] | None = None) ->
         for rev in graph.order
         if (reason := harness.policy.downgrade_exemption(graph, rev, harness.module(rev.id)))
     }
+    if not graph.order:
+        return "nothing to downgrade: the history has no revisions yet"
     floor = graph.ancestors(exempt)
     if floor == frozenset(graph.position):
         first, reason = next(iter(exempt.items()))
@@ -839,6 +842,95 @@ def check_drift(harness: Harness, models: str | None = None) -> CheckResult:
             ],
         )
     return None
+
+
+def check_models_registered(harness: Harness, package: str, models: str | None = None) -> CheckResult:
+    """Every module of the models package is imported by what env.py imports (its tables are visible to drift).
+
+    env.py's ``target_metadata`` knows only the tables of the model modules that were
+    imported when it was read; a module nobody imports is invisible to ``drift`` and
+    to ``alembic revision --autogenerate``. The check reads the MetaData as env.py
+    leaves it, imports every module of ``package``, and names each table that only
+    then appears, with the module that defines it. (In a process where tests of yours
+    imported those modules first, they count as imported.)
+    """
+    captured: list[Any] = []
+    if models:
+        captured.append(load_models(models))
+    else:
+        dbs = harness.create()
+
+        def plan(session: Any) -> Iterator[RevisionStep]:
+            captured.append(session.context.opts.get("target_metadata"))
+            return
+            yield  # a plan is a generator even when it runs no step
+
+        try:
+            harness.run(dbs, plan)
+        finally:
+            harness.drop(dbs)
+    metadatas = [m for item in captured for m in (item if isinstance(item, (list, tuple)) else [item])]
+    metadatas = [m for m in metadatas if isinstance(m, MetaData)]
+    if not metadatas:
+        return (
+            "no models to check: env.py passes no target_metadata to context.configure(); set it in env.py, "
+            "or set migrations_models = myapp.models:Base.metadata"
+        )
+    known = {id(m): set(m.tables) for m in metadatas}
+    modules = _import_package(package)
+    added = sorted({name for m in metadatas for name in set(m.tables) - known[id(m)]})
+    if not added:
+        return None
+    where = _defining_modules(modules, set(added))
+    lines = [f"table {name}: defined in {where.get(name, 'a module of ' + package)}" for name in added]
+    unregistered = sorted({where[name] for name in added if name in where})
+    return_fix = ", ".join(unregistered) if unregistered else f"the modules of {package}"
+    raise MigrationCheckFailed(
+        f"{len(added)} table(s) of {package} are not registered on env.py's target_metadata: drift and "
+        "`alembic revision --autogenerate` cannot see them (autogenerate would even drop them)",
+        [
+            ("not registered", "\n".join(lines)),
+            (
+                "fix",
+                f"import {return_fix} where env.py's models are imported (in env.py next to target_metadata, or "
+                f"in {package}/__init__.py)",
+            ),
+        ],
+    )
+
+
+def _import_package(package: str) -> list[Any]:
+    """Import ``package`` and every module under it; a module that fails to import is named."""
+    import pkgutil
+
+    try:
+        root = importlib.import_module(package)
+    except Exception as exc:
+        raise ConfigurationError(
+            f"migrations_models_package = {package}: cannot import it: {type(exc).__name__}: {exc}"
+        ) from exc
+    modules = [root]
+    for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=f"{package}."):
+        try:
+            modules.append(importlib.import_module(info.name))
+        except Exception as exc:
+            raise ConfigurationError(
+                f"migrations_models_package = {package}: importing {info.name} raised {type(exc).__name__}: {exc}"
+            ) from exc
+    return modules
+
+
+def _defining_modules(modules: list[Any], tables: set[str]) -> dict[str, str]:
+    """Table name -> the module that defines it (a mapped class's ``__table__`` or a ``Table`` object)."""
+    found: dict[str, str] = {}
+    for module in modules:
+        for value in vars(module).values():
+            table = getattr(value, "__table__", value)
+            name = getattr(table, "fullname", None)
+            owner = getattr(value, "__module__", module.__name__) if hasattr(value, "__table__") else module.__name__
+            if isinstance(table, sa.Table) and name in tables and owner == module.__name__:
+                found.setdefault(name, module.__name__)
+    return found
 
 
 def _only_drops(upgrade_ops: Any) -> bool:

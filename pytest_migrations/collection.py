@@ -20,6 +20,7 @@ from .checks import (
     check_downgrade_to_base,
     check_drift,
     check_history_unchanged,
+    check_models_registered,
     check_single_head,
     check_stairway,
     check_upgrade_to_head,
@@ -107,6 +108,9 @@ def _run_item(request: pytest.FixtureRequest, _migrations_harnesses: Any) -> Non
                 result = f"the walk stops at {exc.where.revision}, which is listed in migrations_skip: {exc.summary}"
         elif check.name == "downgrade_to_base":
             result = check_downgrade_to_base(harness, notes)
+        elif check.name == "models_registered":
+            assert settings.models_package is not None
+            result = check_models_registered(harness, settings.models_package, settings.models)
         else:
             result = check_drift(harness, settings.models)
     except RevisionBlocked as exc:
@@ -182,7 +186,7 @@ class MigrationsCollector(pytest.File):
         for name in settings.checks:
             check = CHECKS[name]
             if not check.per_revision:
-                if check.name in ("graph", "single_head", "history_unchanged"):  # about the files: one item
+                if check.name in ("graph", "single_head", "history_unchanged", "models_registered"):  # one item
                     item = self._item(check, name, settings.databases[0])
                     if history is not None:
                         item.stash[history_key] = history

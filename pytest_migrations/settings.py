@@ -63,6 +63,8 @@ class Settings:
     """``--migrations-durations N``: list the N slowest migration steps after the run (0: none)."""
     report: Path | None = None
     """``--migrations-report FILE``: write the run's JSON report there."""
+    models_package: str | None = None
+    """``--migrations-models-package``: the package whose every module must be registered (models_registered)."""
     since: str | None = None
     """``--migrations-since REF``: stairway items only for revisions added after the git ref, and history_unchanged."""
 
@@ -89,6 +91,14 @@ class Settings:
                     "--migrations-since REF (e.g. origin/main), or migrations_since = REF in the ini"
                 )
             checks = tuple(c for c in checks if c != "history_unchanged")
+        models_package = str(pick("migrations_models_package", "migrations_models_package") or "").strip() or None
+        if models_package is None and "models_registered" in checks:
+            if _words(pick("migrations_checks", "migrations_checks")):
+                raise pytest.UsageError(
+                    "the models_registered check imports every module of the models package: name it with "
+                    "--migrations-models-package myapp.models (or migrations_models_package in the ini)"
+                )
+            checks = tuple(c for c in checks if c != "models_registered")
         urls = _urls(config)
         databases = _words(pick("migrations_db", "migrations_db")) or tuple(urls) or ("sqlite",)
         databases = tuple("mysql" if d == "mariadb" else d for d in databases)
@@ -181,6 +191,7 @@ class Settings:
             ),
             report=_report_path(config, pick("migrations_report", "migrations_report")),
             since=since_ref,
+            models_package=models_package,
         )
 
 
@@ -330,6 +341,11 @@ def add_options(parser: pytest.Parser) -> None:
         help=f"Rows generated per empty table with --migrations-data ({DEFAULT_ROWS}).",
     )
     group.addoption(
+        "--migrations-models-package",
+        metavar="PACKAGE",
+        help="The models package (e.g. myapp.models): models_registered checks env.py registers all of its modules.",
+    )
+    group.addoption(
         "--migrations-since",
         metavar="REF",
         help="CI mode: stairway items only for revisions added after git ref REF (e.g. origin/main), "
@@ -405,6 +421,9 @@ def add_options(parser: pytest.Parser) -> None:
         "Revisions whose downgrade loses rows on purpose, one `REV: why` per line.",
         type="linelist",
         default=[],
+    )
+    parser.addini(
+        "migrations_models_package", "The models package whose every module env.py must register.", default=""
     )
     parser.addini("migrations_since", "Git ref: test only the revisions added after it (CI mode).", default="")
     parser.addini("migrations_durations", "List the N slowest migration steps after the run.", default="0")

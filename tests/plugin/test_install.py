@@ -85,3 +85,26 @@ def test_the_core_install_runs_a_new_alembic_project(core_venv: Path, tmp_path: 
         -3000:
     ]
     assert "Traceback" not in container.stdout + container.stderr
+
+
+def test_pytest_alembic_installed_beside_it_changes_nothing(core_venv: Path, tmp_path: Path) -> None:
+    """Teams move over gradually: with pytest-alembic in the same environment, `pytest --migrations` still runs."""
+    install = subprocess.run(
+        [str(core_venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "pytest-alembic"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if install.returncode != 0:
+        pytest.fail(f"pip install pytest-alembic failed:\n{install.stderr[-2000:]}")
+    bindir = str(core_venv.parent)
+    subprocess.run([f"{bindir}/alembic", "init", "migrations"], cwd=tmp_path, check=True, capture_output=True)
+    run = subprocess.run(
+        [str(core_venv), "-m", "pytest", "--migrations", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "alembic-" in run.stdout and "migrations-" in run.stdout  # both plugins loaded (the header's plugins line)

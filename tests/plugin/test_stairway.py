@@ -203,3 +203,10 @@ def test_downgrade_that_raises_names_the_step(project: Project) -> None:
             "downgrade of revision b2 * raised ValueError: no way back",
         ]
     )
+
+
+def test_a_history_without_revisions_yet(project: Project) -> None:
+    """Right after `alembic init`: nothing fails, and the items say there is nothing to walk."""
+    result = project.run()
+    result.assert_outcomes(passed=2, skipped=3)  # single_head, downgrade_to_base, drift (no models)
+    result.stdout.fnmatch_lines(["*nothing to downgrade: the history has no revisions yet*"])
