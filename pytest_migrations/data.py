@@ -556,7 +556,11 @@ def _generated_by_database(column: sa.Column[Any]) -> bool:
     if column.computed is not None or column.identity is not None:
         return True
     table = column.table
-    return isinstance(table, sa.Table) and table.autoincrement_column is column
+    if not isinstance(table, sa.Table):
+        return False
+    # Public from SQLAlchemy 2.0.? on; 2.0.0 has only the private name.
+    name = "autoincrement_column" if hasattr(table, "autoincrement_column") else "_autoincrement_column"
+    return getattr(table, name, None) is column
 
 
 def _unique_sets(table: sa.Table) -> list[tuple[str, ...]]:
