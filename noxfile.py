@@ -38,8 +38,11 @@ def floor(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def pytest8(session: nox.Session) -> None:
-    """The newest pytest 8 (pytest 9 changed how node ids are keyed for --lf)."""
-    _run(session, "pytest>=8,<9")
+    """The newest pytest 8 (pytest 9 changed how node ids are keyed for --lf), and pytest-alembic beside the plugin."""
+    session.env["PYTEST_MIGRATIONS_MATRIX"] = "1"
+    _run(session, "pytest>=8,<9", "pytest-alembic")
+    if not session.posargs:
+        session.run("pytest", "-n", "0", "-p", "no:randomly", "tests/matrix")
 
 
 @nox.session(python="3.13")

@@ -25,6 +25,9 @@ from .helpers import Project
 # another run using the same server at the same time.
 RUN_ID = os.environ.setdefault("PYTEST_MIGRATIONS_RUN_ID", uuid.uuid4().hex[:8])
 
+# tests/matrix runs pytest-alembic beside the plugin: only in the nox session that installs it.
+collect_ignore = [] if os.environ.get("PYTEST_MIGRATIONS_MATRIX") else ["matrix"]
+
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Project:
