@@ -34,6 +34,7 @@ import re
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -192,22 +193,23 @@ def _fresh_script(script: Script | None, *, always: bool) -> Script:
 
 
 _compiled: dict[str, tuple[float, CodeType]] = {}
-_state: dict[int, bool] = {}
+_state: weakref.WeakKeyDictionary[ModuleType, bool] = weakref.WeakKeyDictionary()
+"""Per module object, not per ``id()``: ids of collected modules are reused by later ones."""
 
 
 def _stateful(module: ModuleType) -> bool:
     """Whether a revision module holds state a step could consume: a mutable container, an iterator,
     or an instance of a class it defines. Modules of constants and functions (nearly all) run as they are.
     """
-    key = id(module)
-    if key not in _state:
-        _state[key] = any(
+    known = _state.get(module)
+    if known is None:
+        known = _state[module] = any(
             isinstance(value, (list, dict, set, bytearray, collections.deque, collections.abc.Iterator))
             or type(value).__module__ == module.__name__
             for name, value in vars(module).items()
             if not name.startswith("__")
         )
-    return _state[key]
+    return known
 
 
 def _execute_afresh(path: str, loaded: ModuleType) -> ModuleType:
