@@ -33,6 +33,7 @@ from .exceptions import (
 from .harness import Harness
 from .history import Revision, RevisionGraph
 from .policy import ACCEPT_ATTRIBUTE, split_accepted
+from .project import import_object
 from .schema import SchemaDiff, SchemaSnapshot
 from .urls import sync_url
 
@@ -72,12 +73,12 @@ def check_history_unchanged(history: since.History, graph: RevisionGraph) -> Che
     by_file: dict[str, list[str]] = {}
     for change in found:
         by_file.setdefault(change.path, []).append(change.what)
-    return_lines = [(path, "\n".join(whats)) for path, whats in sorted(by_file.items())]
+    per_file = [(path, "\n".join(whats)) for path, whats in sorted(by_file.items())]
     raise MigrationCheckFailed(
         f"{len(found)} change(s) to the history of {history.ref} ({history.commit[:12]}): revisions that exist there "
         "have most likely run in production, and a database that ran them will not run them again",
         [
-            *return_lines,
+            *per_file,
             (
                 "fix",
                 "put the edited revisions back as they are at the ref (git checkout "
@@ -293,7 +294,7 @@ class _Rows:
         seeded: dict[str, rowdata.Seeded] = {}
         hook_rows: Mapping[str, Sequence[Mapping[str, Any]]] = {}
         if self.settings.user_rows is not None:
-            hook_rows = self.settings.user_rows(self.revision.id, self.cache.tables_of(connection, schema)) or {}
+            hook_rows = self.settings.user_rows(self.revision.id, self.cache.tables_of(connection, tables)) or {}
         ini_rows = self.given.rows_before(self.revision.id) if self.given is not None else {}
         if candidates or hook_rows or ini_rows:
             metadata = self.cache.metadata(connection, schema)  # all of it: a child's rows need its parents' keys
@@ -306,7 +307,7 @@ class _Rows:
             if not (seeded.get(name) and seeded[name].inserted):
                 store.tried[name] = tables[name]
         read = set(unread) | {name for name, made in seeded.items() if made.inserted}
-        self._read(session, schema, read)
+        self._read(session, tables, read)
         self.taken["before"] = dict(store.rows)
 
     def at_revision(self, session: Any, schema: SchemaSnapshot) -> None:
@@ -315,28 +316,34 @@ class _Rows:
         if rows:
             metadata = self.cache.metadata(session.connection, schema)
             rowdata.insert_user_rows(session.connection, metadata, rows, "migrations_revision_data (at_revision_data)")
-            self._read(session, schema, set(rows))
+            self._read(session, rowdata.data_tables(schema), set(rows))
 
     def stepped(self, step: str, session: Any, before: SchemaSnapshot, after: SchemaSnapshot) -> None:
         """After ``step``: read again what it may have touched."""
-        touched = self._touched(session, before, after)
+        tables = rowdata.data_tables(after)
+        touched = self._touched(session, before, after, tables)
         self.touched[step] = touched
-        self._read(session, after, None if touched is None else touched)
+        self._read(session, tables, touched)
         store = self._store(session)
         store.applied = frozenset(session.applied)
         if step == "upgrade":
             self.taken["upgraded"] = dict(store.rows)
 
-    def _read(self, session: Any, schema: SchemaSnapshot, names: set[str] | None) -> None:
-        tables = rowdata.data_tables(schema)
+    def _read(self, session: Any, tables: Mapping[str, frozenset[tuple[str, str]]], names: set[str] | None) -> None:
+        """Read the rows of ``names`` (every table when ``None``) of ``tables``, the schema now, into the cache."""
         wanted = list(tables) if names is None else [name for name in tables if name in names]
-        found = self.cache.tables_of(session.connection, schema, only=wanted)
+        found = self.cache.tables_of(session.connection, tables, only=wanted)
         self._store(session).keep(tables, rowdata.snapshot(session.connection, found))
 
-    def _touched(self, session: Any, before: SchemaSnapshot, after: SchemaSnapshot) -> set[str] | None:
+    def _touched(
+        self,
+        session: Any,
+        before: SchemaSnapshot,
+        after: SchemaSnapshot,
+        tables: Mapping[str, frozenset[tuple[str, str]]],
+    ) -> set[str] | None:
         if session.elsewhere:
             return None  # statements on a connection of its own were not recorded
-        tables = rowdata.data_tables(after)
         old = rowdata.data_tables(before)
         functions = {
             name.split("(")[0].rpartition(".")[2]
@@ -349,7 +356,7 @@ class _Rows:
         named |= {name for name in tables.keys() | old.keys() if tables.get(name) != old.get(name)}
         referrers: dict[str, set[str]] = {}
         triggered = []
-        for name, table in self.cache.tables_of(session.connection, after).items():
+        for name, table in self.cache.tables_of(session.connection, tables).items():
             if any(fact.startswith("trigger ") for fact, _ in tables[name]):
                 triggered.append(name)
             for fk in table.foreign_keys:
@@ -373,7 +380,8 @@ class _Rows:
         self.taken[step] = dict(actual)
         ignore = None
         if step == "re-upgrade":
-            ignore = rowdata.volatile_columns(self.cache.tables_of(session.connection, schema, only=expected))
+            found = self.cache.tables_of(session.connection, rowdata.data_tables(schema), only=expected)
+            ignore = rowdata.volatile_columns(found)
         differences = rowdata.compare(expected, actual, ignore)
         if differences:
             raise self._mismatch(step, differences, session)
@@ -767,11 +775,8 @@ def check_downgrade_to_base(harness: Harness, notes: list[str] | None = None) ->
 
 def load_models(path: str, setting: str = "migrations_models") -> MetaData:
     """Import ``package.module:attribute`` (a MetaData, or a declarative base with ``.metadata``)."""
-    module_name, _, attribute = path.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in (attribute or "metadata").split("."):
-            obj = getattr(obj, part)
+        obj = import_object(path, "metadata")
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(
             f"cannot load the models {path!r}: {type(exc).__name__}: {exc}; "
@@ -884,7 +889,7 @@ def check_models_registered(harness: Harness, package: str, models: str | None =
     where = _defining_modules(modules, set(added))
     lines = [f"table {name}: defined in {where.get(name, 'a module of ' + package)}" for name in added]
     unregistered = sorted({where[name] for name in added if name in where})
-    return_fix = ", ".join(unregistered) if unregistered else f"the modules of {package}"
+    to_import = ", ".join(unregistered) if unregistered else f"the modules of {package}"
     raise MigrationCheckFailed(
         f"{len(added)} table(s) of {package} are not registered on env.py's target_metadata: drift and "
         "`alembic revision --autogenerate` cannot see them (autogenerate would even drop them)",
@@ -892,7 +897,7 @@ def check_models_registered(harness: Harness, package: str, models: str | None =
             ("not registered", "\n".join(lines)),
             (
                 "fix",
-                f"import {return_fix} where env.py's models are imported (in env.py next to target_metadata, or "
+                f"import {to_import} where env.py's models are imported (in env.py next to target_metadata, or "
                 f"in {package}/__init__.py)",
             ),
         ],

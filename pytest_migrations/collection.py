@@ -8,7 +8,7 @@ built from the files alone, so ``--collect-only`` needs no database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from .exceptions import (
     RevisionGraphError,
 )
 from .history import Revision
+from .settings import DATABASES
 from .since import History, read_ref
 from .state import project_key, settings_key
 from .urls import mask_passwords
@@ -141,6 +142,21 @@ def _blocked(item: pytest.Item, database: str, exc: RevisionBlocked) -> None:
     )
 
 
+def stairway_param(database: str, revision: str) -> str:
+    """The parameter of a stairway item when several databases run: ``<database>-<revision>``."""
+    return f"{database}-{revision}"
+
+
+def parse_stairway_param(param: str, revisions: Container[str]) -> tuple[str, str | None]:
+    """``(database, revision)`` of a stairway item's parameter: ``<rev>``, or :func:`stairway_param`'s form."""
+    if param in revisions:
+        return "", param
+    database, _, revision = param.partition("-")
+    if database in DATABASES and revision in revisions:
+        return database, revision
+    return "", None
+
+
 def _is_skipped(skipped: tuple[str, ...], revision: str | None) -> bool:
     """Whether ``revision`` is listed in migrations_skip (by its id or its first 12 characters)."""
     return revision is not None and (revision in skipped or revision[:12] in skipped)
@@ -200,7 +216,7 @@ class MigrationsCollector(pytest.File):
             for database in settings.databases:
                 for revision in order:
                     # The whole id: custom ids (dates, names) often share a long prefix.
-                    param = f"{database}-{revision.id}" if several else revision.id
+                    param = stairway_param(database, revision.id) if several else revision.id
                     item = self._item(check, f"{name}[{param}]", database)
                     item.stash[revision_key] = revision
                     if revision.id in settings.skip_revisions or revision.short_id in settings.skip_revisions:

@@ -36,7 +36,6 @@ Nothing here imports pytest.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import random
 import uuid
@@ -144,12 +143,10 @@ class RevisionData:
     def load(cls, path: str) -> RevisionData:
         """``module:attribute`` (a dict with ``before_revision_data``/``at_revision_data``, or an object with them)."""
         from .exceptions import ConfigurationError
+        from .project import import_object
 
-        module_name, _, attribute = path.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attribute.split(".") if attribute else ():
-                obj = getattr(obj, part)
+            obj = import_object(path)
         except (ImportError, AttributeError) as exc:
             raise ConfigurationError(
                 f"cannot load migrations_revision_data {path!r}: {type(exc).__name__}: {exc}; it takes "
@@ -303,17 +300,20 @@ class ReflectionCache:
         Its version table is already left out. Copying costs: :meth:`tables_of` serves
         what needs no foreign key resolved (reading rows).
         """
-        found = self.tables_of(connection, schema)
+        found = self.tables_of(connection, data_tables(schema))
         metadata = sa.MetaData()
         for table in found.values():
             table.to_metadata(metadata)
         return metadata
 
     def tables_of(
-        self, connection: Connection, schema: SchemaSnapshot, only: Iterable[str] | None = None
+        self,
+        connection: Connection,
+        tables: Mapping[str, frozenset[tuple[str, str]]],
+        only: Iterable[str] | None = None,
     ) -> dict[str, sa.Table]:
-        """The tables of ``schema`` (just ``only``, when given) reflected at their present facts: shared, not copied."""
-        wanted = data_tables(schema)
+        """``tables`` (:func:`data_tables`; just ``only``, when given) reflected at their facts: shared, not copied."""
+        wanted = dict(tables)
         if only is not None:
             keep = set(only)
             wanted = {name: facts for name, facts in wanted.items() if name in keep}

@@ -21,12 +21,13 @@ import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from alembic.runtime.migration import RevisionStep
 from sqlalchemy import MetaData
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
 from . import roles, timings
@@ -209,8 +210,8 @@ class Harness:
         self._owned.pop(dbs.key, None)
         for name in dbs.names.values():
             self.backend.drop(name)
-        if roles.LEDGER and isinstance(self.backend, PostgreSQLBackend):
-            with self.backend.admin() as admin:
+        with self._role_admin() as admin:
+            if admin is not None:
                 for name in dbs.names.values():
                     roles.LEDGER.released(admin, name)
 
@@ -222,10 +223,19 @@ class Harness:
         self._cursor = None
         self._checkpoints.clear()
         self._templates.clear()
-        if roles.LEDGER and isinstance(self.backend, PostgreSQLBackend):
-            with self.backend.admin() as admin:
+        with self._role_admin() as admin:
+            if admin is not None:
                 roles.LEDGER.close(admin)
         self.backend.close()
+
+    @contextmanager
+    def _role_admin(self) -> Iterator[Connection | None]:
+        """An admin connection when the process's migrations created PostgreSQL roles (see :mod:`.roles`), else None."""
+        if not (roles.LEDGER and isinstance(self.backend, PostgreSQLBackend)):
+            yield None
+            return
+        with self.backend.admin() as admin:
+            yield admin
 
     # ------------------------------------------------------------------ running
 
@@ -249,9 +259,9 @@ class Harness:
 
     def _enter_roles(self, dbs: DatabaseSet) -> None:
         """The PostgreSQL roles migrations created: those ``dbs`` holds under their names (see :mod:`.roles`)."""
-        if roles.LEDGER and isinstance(self.backend, PostgreSQLBackend):
-            end_live_run()  # an open run's transaction may hold the roles to rename
-            with self.backend.admin() as admin:
+        with self._role_admin() as admin:
+            if admin is not None:
+                end_live_run()  # an open run's transaction may hold the roles to rename
                 roles.LEDGER.enter(admin, dbs.names.values())
 
     def run_live(self, dbs: DatabaseSet, plan: Plan) -> None:

@@ -18,6 +18,7 @@ from configparser import Error as ConfigParserError
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -297,3 +298,16 @@ def ensure_importable(project: AlembicProject) -> None:
     root = str((project.location.ini or project.location.toml or Path.cwd()).parent)
     if root not in sys.path:
         sys.path.insert(0, root)
+
+
+def import_object(path: str, default_attribute: str | None = None) -> Any:
+    """The object ``package.module:attribute.path`` names (the module itself, or ``default_attribute``, without one).
+
+    :raises ImportError, AttributeError: for the caller to word for its setting.
+    """
+    module_name, _, attribute = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in (attribute or default_attribute or "").split("."):
+        if part:
+            obj = getattr(obj, part)
+    return obj

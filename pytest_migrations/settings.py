@@ -83,22 +83,25 @@ class Settings:
         unknown = [c for c in checks if c not in CHECKS]
         if unknown:
             raise pytest.UsageError(f"unknown migration check(s) {', '.join(unknown)}; choose from {', '.join(CHECKS)}")
+        listed = bool(_words(pick("migrations_checks", "migrations_checks")))
         since_ref = str(pick("migrations_since", "migrations_since") or "").strip() or None
-        if since_ref is None and "history_unchanged" in checks:
-            if _words(pick("migrations_checks", "migrations_checks")):
-                raise pytest.UsageError(
-                    "the history_unchanged check compares the history with a git ref: give it with "
-                    "--migrations-since REF (e.g. origin/main), or migrations_since = REF in the ini"
-                )
-            checks = tuple(c for c in checks if c != "history_unchanged")
+        checks = _needs(
+            checks,
+            "history_unchanged",
+            since_ref,
+            listed,
+            "the history_unchanged check compares the history with a git ref: give it with "
+            "--migrations-since REF (e.g. origin/main), or migrations_since = REF in the ini",
+        )
         models_package = str(pick("migrations_models_package", "migrations_models_package") or "").strip() or None
-        if models_package is None and "models_registered" in checks:
-            if _words(pick("migrations_checks", "migrations_checks")):
-                raise pytest.UsageError(
-                    "the models_registered check imports every module of the models package: name it with "
-                    "--migrations-models-package myapp.models (or migrations_models_package in the ini)"
-                )
-            checks = tuple(c for c in checks if c != "models_registered")
+        checks = _needs(
+            checks,
+            "models_registered",
+            models_package,
+            listed,
+            "the models_registered check imports every module of the models package: name it with "
+            "--migrations-models-package myapp.models (or migrations_models_package in the ini)",
+        )
         urls = _urls(config)
         databases = _words(pick("migrations_db", "migrations_db")) or tuple(urls) or ("sqlite",)
         databases = tuple("mysql" if d == "mariadb" else d for d in databases)
@@ -207,6 +210,15 @@ def _number(raw: object, kind: Callable[[str], Number], valid: Callable[[Number]
     if value is None or not valid(value):
         raise pytest.UsageError(f"{requirement}, not {raw!r}")
     return value
+
+
+def _needs(checks: tuple[str, ...], check: str, setting: str | None, listed: bool, why: str) -> tuple[str, ...]:
+    """``checks`` without ``check`` when the setting it needs is not given: an error if the user listed it."""
+    if setting is not None or check not in checks:
+        return checks
+    if listed:
+        raise pytest.UsageError(why)
+    return tuple(c for c in checks if c != check)
 
 
 def _report_path(config: pytest.Config, raw: object) -> Path | None:

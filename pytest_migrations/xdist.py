@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from .collection import parse_stairway_param
 from .exceptions import MigrationsError
-from .settings import DATABASES
 from .state import get_pool, get_project, settings_key
 
 _STAIRWAY = re.compile(r"::stairway\[(?P<param>[^\]]+)\]$")
@@ -64,20 +64,10 @@ class XdistHooks:
                 match = _STAIRWAY.search(nodeid)
                 if match is None:
                     return nodeid
-                database, revision = _parse_param(match["param"], positions)
+                database, revision = parse_stairway_param(match["param"], positions)
                 if revision is None:
                     return nodeid
                 chunk = positions[revision] * max(1, self.numnodes) // len(positions)
                 return f"pytest-migrations stairway {database} chunk {chunk}"
 
         return RevisionChunks(config, log)
-
-
-def _parse_param(param: str, positions: dict[str, int]) -> tuple[str, str | None]:
-    """``(database, revision)`` of a stairway item's parameter: ``<rev>`` or ``<database>-<rev>``."""
-    if param in positions:
-        return "", param
-    database, _, revision = param.partition("-")
-    if database in DATABASES and revision in positions:
-        return database, revision
-    return "", None

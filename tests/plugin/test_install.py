@@ -19,15 +19,19 @@ def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     where = tmp_path_factory.mktemp("core-venv")
     venv.create(where, with_pip=True)
     python = where / "bin" / "python"
+    _pip_install(python, str(ROOT))
+    return python
+
+
+def _pip_install(python: Path, *requirements: str) -> None:
     done = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(ROOT)],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
-        pytest.fail(f"pip install of the core package failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return python
+        pytest.fail(f"pip install {' '.join(requirements)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
 
 
 def test_the_core_install_has_no_docker_or_xdist_packages(core_venv: Path) -> None:
@@ -89,14 +93,7 @@ def test_the_core_install_runs_a_new_alembic_project(core_venv: Path, tmp_path: 
 
 def test_pytest_alembic_installed_beside_it_changes_nothing(core_venv: Path, tmp_path: Path) -> None:
     """Teams move over gradually: with pytest-alembic in the same environment, `pytest --migrations` still runs."""
-    install = subprocess.run(
-        [str(core_venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "pytest-alembic"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if install.returncode != 0:
-        pytest.fail(f"pip install pytest-alembic failed:\n{install.stderr[-2000:]}")
+    _pip_install(core_venv, "pytest-alembic")
     bindir = str(core_venv.parent)
     subprocess.run([f"{bindir}/alembic", "init", "migrations"], cwd=tmp_path, check=True, capture_output=True)
     run = subprocess.run(

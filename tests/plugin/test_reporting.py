@@ -68,22 +68,18 @@ def test_the_report_has_every_item_with_its_steps_and_snapshots(project: Project
     assert report["workers"]["main"]["items"] == 4 and report["workers"]["main"]["steps"] == total
 
 
+def _stairway_on_two_workers(project: Project) -> pytest.RunResult:
+    """The stairway under `-n 2` in a subprocess, writing report.json."""
+    return project.pytester.runpytest_subprocess(
+        "--migrations", "-p", "no:cacheprovider", "-p", "no:randomly", "-n", "2",
+        "--migrations-checks", "stairway", "--migrations-report", "report.json",
+    )  # fmt: skip
+
+
 def test_the_report_shows_what_each_xdist_worker_walked(project: Project) -> None:
     pytest.importorskip("xdist")
     _history(project)
-    result = project.pytester.runpytest_subprocess(
-        "--migrations",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        "-n",
-        "2",
-        "--migrations-checks",
-        "stairway",
-        "--migrations-report",
-        "report.json",
-    )
+    result = _stairway_on_two_workers(project)
     result.assert_outcomes(passed=3)
     report = json.loads((project.root / "report.json").read_text())
     assert set(report["workers"]) <= {"gw0", "gw1"}
@@ -97,19 +93,7 @@ def test_consecutive_revisions_go_to_the_same_xdist_worker(project: Project) -> 
     revisions = [f"r{n:02d}" for n in range(12)]
     for n, rev in enumerate(revisions):
         project.revision(rev, revisions[n - 1] if n else None, "pass", "pass")
-    result = project.pytester.runpytest_subprocess(
-        "--migrations",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        "-n",
-        "2",
-        "--migrations-checks",
-        "stairway",
-        "--migrations-report",
-        "report.json",
-    )
+    result = _stairway_on_two_workers(project)
     result.assert_outcomes(passed=12)
     report = json.loads((project.root / "report.json").read_text())
     by_worker: dict[str, list[str]] = {}
