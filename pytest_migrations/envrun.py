@@ -738,15 +738,25 @@ def _hint(exc: BaseException, label: str, filename: str) -> str | None:
     if isinstance(exc, SystemExit):
         return f"a migration must not call sys.exit() or exit(); raise an exception in {filename} instead"
     if ("(1044," in text or "(1142," in text) and "denied" in text.lower():
+        found = _DENIED_DATABASE.search(text)
+        other = found["database"] or found["table"] if found else None
+        name = other or "<schema>"
         return (
             "the plugin runs migrations as a user limited to its own throwaway databases, and the server refused a "
-            f"statement of {filename} that reaches another database (schema=..., a `<database>.<table>` name, "
-            "CREATE SCHEMA/DATABASE): run by the plugin, that migration would change a database the plugin does not "
-            "own. Keep the migration inside the database env.py connects it to (no schema= or database-qualified "
-            "names naming another database)"
+            f"statement of {filename} that reaches another database{f' (`{other}`)' if other else ''} (schema=..., "
+            "a `<database>.<table>` name, CREATE SCHEMA/DATABASE): run by the plugin, that migration would change a "
+            "database the plugin does not own. Keep the migration inside the database env.py connects it to, or, "
+            f"when the history is meant to use that schema, let the plugin lend it one: migrations_mysql_schemas = "
+            f"{name} in the ini (or --migrations-mysql-schemas {name}); it creates `{name}` for the run, gives it to "
+            "one test database at a time, and drops it"
         )
     return None
 
+
+_DENIED_DATABASE = re.compile(
+    r"to database '(?P<database>[^']+)'"  # 1044
+    r"|for table [`'](?P<table>[^`']+)[`']\.[`']"  # 1142, MariaDB: `db`.`table`
+)
 
 _DUPLICATES = (
     re.compile(r"UNIQUE constraint failed: (?:_alembic_tmp_)?(?P<table>[\w$]+)\.(?P<columns>[\w$., ]+)"),  # SQLite

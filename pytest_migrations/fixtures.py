@@ -37,6 +37,7 @@ def _migrations_harnesses(
         settings.policy,
         settings.step_timeout,
         settings.data,
+        settings.mysql_schemas,
     )
     try:
         yield harnesses

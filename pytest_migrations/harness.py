@@ -17,10 +17,11 @@ dropped by :meth:`Harness.close`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -32,12 +33,13 @@ from sqlalchemy.pool import NullPool
 
 from . import roles, timings
 from .backends import Backend, database_name, run_id
-from .backends.server import PostgreSQLBackend
+from .backends.server import MySQLBackend, PostgreSQLBackend
 from .backends.waits import ServerCanceller
 from .data import DataSettings, ReflectionCache, RevisionData, RowCache
 from .envrun import EnvRunner, LiveRun, Plan, Session, end_live_run
 from .exceptions import ConfigurationError, MigrationStepFailed, ProviderError
 from .history import RevisionGraph
+from .mysql_schemas import SharedSchemas
 from .policy import Policy
 from .project import AlembicProject
 from .schema import SchemaSnapshot, SnapshotTaker
@@ -78,9 +80,14 @@ class Harness:
         policy: Policy | None = None,
         step_timeout: float | None = None,
         data: DataSettings | None = None,
+        mysql_schemas: tuple[str, ...] = (),
     ) -> None:
         self.project = project
         self.backend = backend
+        self.shared: SharedSchemas | None = None
+        """The MySQL schemas migrations name (``migrations_mysql_schemas``), lent per database set."""
+        if mysql_schemas and isinstance(backend, MySQLBackend):
+            self.shared = SharedSchemas(backend, mysql_schemas, wait=3 * (step_timeout or 600.0))
         self.baseline = baseline
         """Tables every fresh database starts with, for histories whose first revision expects them."""
         self.worker = worker
@@ -198,8 +205,17 @@ class Harness:
     def clone(self, source: DatabaseSet) -> DatabaseSet:
         self.end_live(source)  # a clone copies committed state, with nobody connected to the source
         names = self._names()
-        dbs = DatabaseSet(names, {s: self.backend.clone(source.names[s], n) for s, n in names.items()})
+        if self.shared is not None:
+            assert isinstance(self.backend, MySQLBackend)
+            renames = self.shared.renames(source.key, next(iter(names.values())))
+            clone: Callable[[str, str], URL] = functools.partial(self.backend.clone, renames=renames)
+        else:
+            clone = self.backend.clone
+        dbs = DatabaseSet(names, {s: clone(source.names[s], n) for s, n in names.items()})
         self._owned[dbs.key] = dbs
+        if self.shared is not None:
+            reverse = {**{source.names[s]: n for s, n in names.items()}, **renames}
+            self.shared.cloned(source.key, dbs.key, reverse)
         for section, name in names.items():
             roles.LEDGER.cloned(source.names[section], name)
         return dbs
@@ -210,6 +226,8 @@ class Harness:
         self._owned.pop(dbs.key, None)
         for name in dbs.names.values():
             self.backend.drop(name)
+        if self.shared is not None:
+            self.shared.released(dbs.key)
         with self._role_admin() as admin:
             if admin is not None:
                 for name in dbs.names.values():
@@ -226,6 +244,8 @@ class Harness:
         with self._role_admin() as admin:
             if admin is not None:
                 roles.LEDGER.close(admin)
+        if self.shared is not None:
+            self.shared.close()
         self.backend.close()
 
     @contextmanager
@@ -255,7 +275,17 @@ class Harness:
         EnvRunner.run ends any open env.py run first (one per process), whichever harness opened it.
         """
         self._enter_roles(dbs)
-        return self.runner(dbs).run(plan)
+        with self.lending(dbs):
+            return self.runner(dbs).run(plan)
+
+    @contextmanager
+    def lending(self, dbs: DatabaseSet) -> Iterator[None]:
+        """In the block, the schemas of ``migrations_mysql_schemas`` hold ``dbs``'s content (:mod:`.mysql_schemas`)."""
+        if self.shared is None:
+            yield
+            return
+        with self.shared.lent(dbs.key):
+            yield
 
     def _enter_roles(self, dbs: DatabaseSet) -> None:
         """The PostgreSQL roles migrations created: those ``dbs`` holds under their names (see :mod:`.roles`)."""
@@ -273,7 +303,7 @@ class Harness:
         """
         if self.env_error is not None:
             raise self.env_error
-        if self.project.is_multidb or self.project.url_variable or not self._env_checked:
+        if self.project.is_multidb or self.project.url_variable or self.shared is not None or not self._env_checked:
             # The first plan of a process runs on its own: what env.py commits is then read back
             # from a second connection, which an open run cannot do until it ends.
             self._env_checked = True
@@ -307,7 +337,10 @@ class Harness:
         MySQL a "schema" is another database of the server, which is never ours to read.
         """
         started = time.perf_counter()
-        snapshot = self.snapshots.capture(session.connection, exclude_tables=[_version_table(session)])
+        schemas: tuple[str | None, ...] = (None,)
+        if self.shared is not None and self.shared.active is not None:
+            schemas += self.shared.names  # lent to this database (see :mod:`.mysql_schemas`)
+        snapshot = self.snapshots.capture(session.connection, exclude_tables=[_version_table(session)], schemas=schemas)
         timings.RECORDER.snapshot(time.perf_counter() - started)
         if roles.LEDGER and snapshot.dialect == "postgresql":
             held = dict(roles.LEDGER.states(session.connection))

@@ -205,7 +205,7 @@ class MigrationRunner:
         """Run SQL in its own transaction; return the rows (as tuples) when it returns any."""
         statement = sa.text(sql) if isinstance(sql, str) else sql
         self._pristine = False
-        with self.engine(database).begin() as conn:
+        with self._harness.lending(self._dbs), self.engine(database).begin() as conn:
             result = conn.execute(statement, params) if params is not None else conn.execute(statement)
             return [tuple(row) for row in result] if result.returns_rows else []
 
@@ -219,7 +219,7 @@ class MigrationRunner:
         """Insert rows into ``table`` as it is at the current revision."""
         reflected = self.table(table, schema=schema, database=database)
         self._pristine = False
-        with self.engine(database).begin() as conn:
+        with self._harness.lending(self._dbs), self.engine(database).begin() as conn:
             conn.execute(reflected.insert(), list(rows))
 
     def seed(
@@ -244,7 +244,7 @@ class MigrationRunner:
             self.current()  # the seed is the revision's: the same rows every time at the same heads
         seed_key = "runner/" + ",".join(self.graph.heads_of(self._applied or frozenset()))
         self._pristine = False
-        with self.engine(database).begin() as conn:
+        with self._harness.lending(self._dbs), self.engine(database).begin() as conn:
             metadata = rowdata.reflect(conn, _version_tables(conn))
             if tables is not None:
                 wanted = set(tables)

@@ -304,9 +304,11 @@ class Harnesses:
         policy: Policy | None = None,
         step_timeout: float | None = None,
         data: DataSettings | None = None,
+        mysql_schemas: tuple[str, ...] = (),
     ) -> None:
         self.project = project
         self.data = data
+        self.mysql_schemas = mysql_schemas
         self.baseline = baseline
         self.policy = policy
         self.step_timeout = step_timeout
@@ -349,6 +351,7 @@ class Harnesses:
                 policy=self.policy,
                 step_timeout=self.step_timeout,
                 data=self.data,
+                mysql_schemas=self.mysql_schemas,
             )
         return self._harnesses[dialect]
 

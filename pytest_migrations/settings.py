@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from .checks import CHECKS
 from .data import DEFAULT_ROWS, DataSettings, UserRows
+from .mysql_schemas import check_name
 from .policy import Policy, parse_accept_lines
 from .providers import DEFAULT_IMAGES, dialect_of
 from .urls import mask_passwords
@@ -67,6 +68,8 @@ class Settings:
     """``--migrations-models-package``: the package whose every module must be registered (models_registered)."""
     since: str | None = None
     """``--migrations-since REF``: stairway items only for revisions added after the git ref, and history_unchanged."""
+    mysql_schemas: tuple[str, ...] = ()
+    """``migrations_mysql_schemas``: other MySQL schemas (databases) migrations use, lent by the plugin."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -102,6 +105,11 @@ class Settings:
             "the models_registered check imports every module of the models package: name it with "
             "--migrations-models-package myapp.models (or migrations_models_package in the ini)",
         )
+        mysql_schemas = _words(pick("migrations_mysql_schemas", "migrations_mysql_schemas"))
+        for name in mysql_schemas:
+            why = check_name(name)
+            if why is not None:
+                raise pytest.UsageError(f"migrations_mysql_schemas: {why}; name the schemas your migrations use")
         urls = _urls(config)
         databases = _words(pick("migrations_db", "migrations_db")) or tuple(urls) or ("sqlite",)
         databases = tuple("mysql" if d == "mariadb" else d for d in databases)
@@ -194,6 +202,7 @@ class Settings:
             ),
             report=_report_path(config, pick("migrations_report", "migrations_report")),
             since=since_ref,
+            mysql_schemas=tuple(dict.fromkeys(mysql_schemas)),
             models_package=models_package,
         )
 
@@ -321,6 +330,12 @@ def add_options(parser: pytest.Parser) -> None:
         help="Where servers come from: auto (default: URL, else container, else local), url, container, local.",
     )
     group.addoption(
+        "--migrations-mysql-schemas",
+        metavar="NAMES",
+        help="Other MySQL/MariaDB schemas (databases) migrations write to, e.g. audit: the plugin creates them, "
+        "lends them to one test database at a time, and drops them.",
+    )
+    group.addoption(
         "--migrations-url-variable",
         metavar="NAME",
         help="Environment variable env.py takes its URL from (e.g. DATABASE_URL); set to each test database.",
@@ -404,6 +419,9 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("migrations_url", "Server URLs (one per dialect).", type="linelist", default=[])
     parser.addini("migrations_provider", "Where servers come from: auto, url, container, local.", default="auto")
     parser.addini("migrations_url_variable", "Environment variable env.py reads its URL from.", default="")
+    parser.addini(
+        "migrations_mysql_schemas", "Other MySQL schemas migrations write to (the plugin lends them).", default=""
+    )
     parser.addini("migrations_baseline", "module:attribute of a baseline MetaData for fresh databases.", default="")
     parser.addini(
         "migrations_x_arguments", "`alembic -x` arguments for env.py, one per line.", type="linelist", default=[]

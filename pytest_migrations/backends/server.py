@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import sqlalchemy as sa
@@ -53,6 +53,17 @@ _PG_INSUFFICIENT_PRIVILEGE = "42501"
 _MYSQL_DENIED = frozenset({1044, 1142, 1227})
 """Access denied to a database (1044), to a command on a table (1142), needs a privilege (1227)."""
 _MYSQL_SYNTAX = 1064
+
+
+def requalified(ddl: str, renames: Mapping[str, str]) -> str:
+    """``ddl`` with names qualified by a database of ``renames`` (`` `a`.t``, ``a.t``) qualified by its new name.
+
+    SHOW CREATE VIEW quotes every name; SHOW CREATE TRIGGER gives the statement as it was
+    written, quoted or not.
+    """
+    for old, new in renames.items():
+        ddl = re.sub(rf"(?<![\w$`])(`?){re.escape(old)}\1\.", f"`{new}`.", ddl)
+    return ddl
 
 
 class ServerBackend:
@@ -356,8 +367,20 @@ class MySQLBackend(ServerBackend):
             f"GRANT ALL PRIVILEGES ON `{pattern}`.* TO '{user or account}'@'{host or '%'}'"
         )
 
-    def clone(self, source: str, name: str) -> URL:
+    def clone(self, source: str, name: str, renames: Mapping[str, str] | None = None) -> URL:
+        """Copy ``source``'s tables (DDL and rows), views and triggers into a new database ``name``.
+
+        :param renames: other databases whose qualified names (`` `a`.t``) the copied DDL
+            names, with what the copy's DDL names instead (a foreign key into a companion
+            database of :mod:`pytest_migrations.mysql_schemas`); ``source`` itself always
+            becomes ``name``.
+        """
         self.create(name)
+        mapping = {source: name, **(renames or {})}
+
+        def moved(ddl: str) -> str:
+            return requalified(ddl, mapping)
+
         with self.admin() as conn:
             conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
             rows = conn.execute(
@@ -374,18 +397,18 @@ class MySQLBackend(ServerBackend):
                     continue
                 ddl = conn.exec_driver_sql(f"SHOW CREATE TABLE `{source}`.`{table}`").one()[1]
                 conn.exec_driver_sql(f"USE `{name}`")
-                conn.exec_driver_sql(ddl)
+                conn.exec_driver_sql(moved(ddl))
                 conn.exec_driver_sql(f"INSERT INTO `{name}`.`{table}` SELECT * FROM `{source}`.`{table}`")
             for view in views:
                 ddl = conn.exec_driver_sql(f"SHOW CREATE VIEW `{source}`.`{view}`").one()[1]
                 conn.exec_driver_sql(f"USE `{name}`")
-                conn.exec_driver_sql(ddl.replace(f"`{source}`.", f"`{name}`."))
+                conn.exec_driver_sql(moved(ddl))
             for (trigger,) in conn.execute(
                 sa.text("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = :s"), {"s": source}
             ).all():
                 ddl = conn.exec_driver_sql(f"SHOW CREATE TRIGGER `{source}`.`{trigger}`").one()[2]
                 conn.exec_driver_sql(f"USE `{name}`")
-                conn.exec_driver_sql(ddl)
+                conn.exec_driver_sql(moved(ddl))
         return self.url(name)
 
     def _drop(self, conn: Connection, name: str) -> None:
