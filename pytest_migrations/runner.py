@@ -75,6 +75,8 @@ class MigrationRunner:
         self._applied: frozenset[str] | None = frozenset()  # a new database is at base
         self._pristine = True
         """Nothing but migrations has touched the database: it may be swapped for a template clone."""
+        self._untouched = True
+        """Nothing at all has run on the database (it is as :meth:`Harness.create` made it)."""
 
     def __repr__(self) -> str:
         return f"<MigrationRunner {', '.join(mask(u) for u in self._dbs.urls.values())}>"
@@ -110,6 +112,7 @@ class MigrationRunner:
             return
             yield
 
+        self._untouched = False
         self._harness.run(self._dbs, plan)
         return found[0]
 
@@ -124,7 +127,10 @@ class MigrationRunner:
             clone = self._harness.from_template(destination)
             if clone is not None:
                 self.close()
-                self._harness.drop(self._dbs)
+                if self._untouched:
+                    self._harness.give_back(self._dbs)
+                else:
+                    self._harness.drop(self._dbs)
                 self._dbs, self._applied = clone, destination
                 return self.graph.heads_of(destination)
             heads = self._walk(lambda applied: destination)
@@ -143,6 +149,7 @@ class MigrationRunner:
             yield from session.walk_to(target)
             self._applied = frozenset(session.applied)
 
+        self._untouched = False
         self._harness.run(self._dbs, plan)
         assert self._applied is not None
         return self.graph.heads_of(self._applied)
@@ -189,7 +196,7 @@ class MigrationRunner:
 
     def engine(self, database: str | None = None) -> sa.Engine:
         """A SQLAlchemy engine on the runner's database (``database``: the multidb section)."""
-        self._pristine = False  # the caller may write through it
+        self._pristine = self._untouched = False  # the caller may write through it
         section = database or next(iter(self._dbs.urls))
         if section not in self._engines:
             self._engines[section] = sa.create_engine(self._dbs.urls[section], poolclass=NullPool)
@@ -272,6 +279,7 @@ class MigrationRunner:
             return
             yield
 
+        self._untouched = False
         self._harness.run(self._dbs, plan)
         return taken[0]
 
@@ -295,6 +303,7 @@ class MigrationRunner:
             _raise(_compare(after, self._harness.capture(session), revision, "re-upgrade", session))
             self._applied = frozenset(session.applied)
 
+        self._untouched = False
         self._harness.run(self._dbs, plan)
 
     def stairway(self) -> None:

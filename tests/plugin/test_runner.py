@@ -137,14 +137,21 @@ def test_runner_repr_masks_nothing_secret_and_names_the_database(project: Projec
 
 
 def test_later_runners_reuse_a_template_instead_of_walking(project: Project) -> None:
-    """The second runner going to the same revision gets a clone: env.py does not run at all."""
+    """The second runner going to the same revision gets a clone: env.py does not run at all.
+
+    The fresh database it was given and did not use serves the next runner (no CREATE, no DROP)."""
     _history(project)
     project.pytester.makepyfile(
         test_tpl="""
         import pytest
 
+        given = []
+
         @pytest.mark.parametrize("n", range(3))
         def test_runner(migration_runner, n):
+            given.append(migration_runner.url().database)
+            if n == 2:  # test 1's fresh database went unused (it got a clone): test 2 is given it, not a new one
+                assert given[2] == given[1] != given[0]
             env_runs = []
             original = migration_runner._harness.run
             migration_runner._harness.run = lambda *a, **k: env_runs.append(1) or original(*a, **k)
