@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import sqlalchemy as sa
@@ -82,6 +82,8 @@ class SharedSchemas:
         self._companions: set[str] = set()
         self._engine = sa.create_engine(backend.server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
         self._conn: Connection | None = None
+        self._hosts: list[str] | None = None
+        """The hosts the run's fenced user exists for (read once)."""
 
     def companion(self, key: str, index: int) -> str:
         """Where the content of schema ``names[index]`` of database set ``key`` sits while it is not lent."""
@@ -136,8 +138,7 @@ class SharedSchemas:
                 if source in self._companions:
                     self._move(conn, source, schema)
         except BaseException:
-            for schema in taken:
-                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock_name(schema)})
+            _release(conn, taken)
             raise
         self.active = key
 
@@ -169,8 +170,7 @@ class SharedSchemas:
                         self._companions.add(target)
                     self._move(conn, schema, target)
         finally:
-            for schema in self.names:
-                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock_name(schema)})
+            _release(conn, self.names)
         if problems:
             raise ConfigurationError(
                 f"migrations_mysql_schemas: {'; '.join(problems)}: stored routines and events in the schemas the "
@@ -179,19 +179,17 @@ class SharedSchemas:
 
     def _prepare(self, conn: Connection, schema: str) -> None:
         """``schema`` exists, carries the marker, and is empty (the lock is held)."""
-        row = conn.execute(
-            sa.text("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :s"), {"s": schema}
-        ).first()
-        if row is None:
+        exists, comment = _comment(conn, schema)
+        if not exists:
             try:
-                conn.exec_driver_sql(f"CREATE DATABASE `{schema}` CHARACTER SET utf8mb4 COMMENT '{marker(run_id())}'")
+                _create(conn, schema)
             except sa.exc.ProgrammingError as exc:
                 raise ConfigurationError(
                     f"migrations_mysql_schemas: `{schema}` cannot be created with the plugin's marker ({exc.orig}); "
                     "lending schemas needs database comments (MariaDB 10.5 or later)"
                 ) from None
             return
-        if marker_run(row[0]) is None:
+        if marker_run(comment) is None:
             raise ConfigurationError(
                 f"migrations_mysql_schemas names `{schema}`, and the server has a database `{schema}` that the "
                 "plugin did not create (it has no pytest-migrations marker): the plugin never migrates, writes or "
@@ -207,14 +205,17 @@ class SharedSchemas:
 
     def _empty(self, conn: Connection, schema: str) -> None:
         conn.exec_driver_sql(f"DROP DATABASE `{schema}`")
-        conn.exec_driver_sql(f"CREATE DATABASE `{schema}` CHARACTER SET utf8mb4 COMMENT '{marker(run_id())}'")
+        _create(conn, schema)
 
     def _grant(self, conn: Connection, schema: str, statement: str) -> None:
         """GRANT or REVOKE ``schema`` for the run's fenced user (nothing when migrations run as the admin)."""
         user = self.backend.run_url.username
         if not user or not RUN_USER.match(user) or user == self.backend.server_url.username:
             return
-        for (host,) in conn.execute(sa.text("SELECT Host FROM mysql.user WHERE User = :u"), {"u": user}).all():
+        if self._hosts is None:
+            query = sa.text("SELECT Host FROM mysql.user WHERE User = :u")
+            self._hosts = [str(host) for (host,) in conn.execute(query, {"u": user})]
+        for host in self._hosts:
             try:
                 conn.execute(sa.text(statement.format(s=schema)), {"u": user, "h": host})
             except sa.exc.DBAPIError as exc:
@@ -271,15 +272,29 @@ class SharedSchemas:
                     if conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": lock_name(schema)}).scalar() != 1:
                         continue  # another worker of this run is using it: the last one out drops it
                     try:
-                        row = conn.execute(
-                            sa.text("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :s"),
-                            {"s": schema},
-                        ).first()
-                        if row is not None and marker_run(row[0]) is not None:
+                        exists, comment = _comment(conn, schema)
+                        if exists and marker_run(comment) is not None:
                             conn.exec_driver_sql(f"DROP DATABASE `{schema}`")
                     finally:
-                        conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock_name(schema)})
+                        _release(conn, [schema])
         finally:
             if self._conn is not None:
                 self._conn.close()
             self._engine.dispose()
+
+
+def _comment(conn: Connection, schema: str) -> tuple[bool, str | None]:
+    """Whether database ``schema`` exists, and its comment (where the plugin's marker would be)."""
+    query = sa.text("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :s")
+    row = conn.execute(query, {"s": schema}).first()
+    return (row is not None, row[0] if row is not None else None)
+
+
+def _create(conn: Connection, schema: str) -> None:
+    """Create ``schema`` with the plugin's marker, naming this run."""
+    conn.exec_driver_sql(f"CREATE DATABASE `{schema}` CHARACTER SET utf8mb4 COMMENT '{marker(run_id())}'")
+
+
+def _release(conn: Connection, schemas: Iterable[str]) -> None:
+    for schema in schemas:
+        conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock_name(schema)})

@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from . import data as rowdata
 from .checks import _compare, check_drift
-from .envrun import Session
+from .envrun import Plan, Session
 from .exceptions import ConfigurationError, SchemaMismatch
 from .harness import DatabaseSet, Harness
 from .history import Revision, RevisionGraph
@@ -112,8 +112,7 @@ class MigrationRunner:
             return
             yield
 
-        self._untouched = False
-        self._harness.run(self._dbs, plan)
+        self._run(plan)
         return found[0]
 
     def upgrade(self, target: str = "heads") -> tuple[str, ...]:
@@ -149,10 +148,14 @@ class MigrationRunner:
             yield from session.walk_to(target)
             self._applied = frozenset(session.applied)
 
-        self._untouched = False
-        self._harness.run(self._dbs, plan)
+        self._run(plan)
         assert self._applied is not None
         return self.graph.heads_of(self._applied)
+
+    def _run(self, plan: Plan) -> None:
+        """Run ``plan`` through env.py on the runner's database (which is then no longer untouched)."""
+        self._untouched = False
+        self._harness.run(self._dbs, plan)
 
     def _resolve(self, target: str) -> list[str]:
         try:
@@ -279,8 +282,7 @@ class MigrationRunner:
             return
             yield
 
-        self._untouched = False
-        self._harness.run(self._dbs, plan)
+        self._run(plan)
         return taken[0]
 
     def roundtrip(self, target: str) -> None:
@@ -303,8 +305,7 @@ class MigrationRunner:
             _raise(_compare(after, self._harness.capture(session), revision, "re-upgrade", session))
             self._applied = frozenset(session.applied)
 
-        self._untouched = False
-        self._harness.run(self._dbs, plan)
+        self._run(plan)
 
     def stairway(self) -> None:
         """Run :meth:`roundtrip` for every revision in order, from base."""
