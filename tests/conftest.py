@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -23,7 +24,12 @@ from .helpers import Project
 # Every run this suite starts (in-process or in a subprocess, which inherits it) names its databases
 # with this one run id, so leftover checks look at this suite's databases only, never at those of
 # another run using the same server at the same time.
+# Under xdist each worker of the suite gets a run id of its own (derived from the controller's):
+# two workers' in-process runs would otherwise create databases of one name.
 RUN_ID = os.environ.setdefault("PYTEST_MIGRATIONS_RUN_ID", uuid.uuid4().hex[:8])
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    RUN_ID = hashlib.sha256(f"{RUN_ID}-{os.environ['PYTEST_XDIST_WORKER']}".encode()).hexdigest()[:8]
+    os.environ["PYTEST_MIGRATIONS_RUN_ID"] = RUN_ID
 
 # tests/matrix runs pytest-alembic beside the plugin: only in the nox session that installs it.
 collect_ignore = [] if os.environ.get("PYTEST_MIGRATIONS_MATRIX") else ["matrix"]
@@ -33,6 +39,7 @@ collect_ignore = [] if os.environ.get("PYTEST_MIGRATIONS_MATRIX") else ["matrix"
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Project:
     """A generic-template Alembic project in the pytester directory."""
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # a run of its own, even when this suite runs under xdist
     return Project(pytester)
 
 
