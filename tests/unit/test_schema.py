@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_migrations.pg_catalog import _pg_column, _pg_constraint, _pg_function_definition
 from pytest_migrations.schema import (
     Difference,
     ObjectState,
     SchemaSnapshot,
     _mysql_generated_index,
     _normalise_default,
-    _pg_column,
-    _pg_constraint,
-    _pg_function_definition,
     _sqlite_index_detail,
     _state,
 )
