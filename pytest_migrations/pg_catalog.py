@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,14 +32,18 @@ _PG_SEQUENCE_DEFINITION = (
     "'MIN', sq.seqmin, 'MAX', sq.seqmax, CASE WHEN sq.seqcycle THEN 'CYCLE' END)"
 )
 
+DDL_SCHEMA = "pytest_migrations_ddl"
+"""The plugin's own schema in each PostgreSQL database it creates: what tells it which objects DDL
+touched (see :class:`Incremental`). It is never part of a snapshot."""
+
 _USER_SCHEMA = (
-    "(n.nspname = current_schema() OR n.nspname = ANY(CAST(:schemas AS name[]))"
+    f"n.nspname <> '{DDL_SCHEMA}' AND (n.nspname = current_schema() OR n.nspname = ANY(CAST(:schemas AS name[]))"
     " OR (n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'))"
 )
 """The schemas a snapshot reads: the default one, those asked for, and every one not PostgreSQL's own."""
 
-_PG_RELATIONS = f"""
-SELECT c.relkind, n.nspname, c.relname,
+_PG_RELATION_COLUMNS = f"""
+  c.relkind, n.nspname, c.relname,
   (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                                     pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
                                     col_description(c.oid, a.attnum),
@@ -61,6 +66,11 @@ SELECT c.relkind, n.nspname, c.relname,
      FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
   obj_description(c.oid, 'pg_class'),
   CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END
+"""
+"""A relation's kind, schema, name, columns, constraints, indexes, triggers, comment, view text."""
+
+_PG_RELATIONS = f"""
+SELECT {_PG_RELATION_COLUMNS}
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_USER_SCHEMA}
 """
@@ -91,13 +101,14 @@ _PG_GENERATED_NAME = re.compile(r".+_(?:pkey|key|fkey|check|excl|idx|not_null)\d
 ``<table>_<columns>_<label>`` plus a number when taken. They are not renamed with their table."""
 
 _PG_OTHERS = f"""
-SELECT 'default', NULL, current_schema()::text, NULL, NULL
+SELECT 0::oid, 'default', NULL, current_schema()::text, NULL, NULL
 UNION ALL
-SELECT 'enum', n.nspname::text, t.typname::text, string_agg(e.enumlabel::text, ', ' ORDER BY e.enumsortorder), NULL
+SELECT t.oid, 'enum', n.nspname::text, t.typname::text,
+       string_agg(e.enumlabel::text, ', ' ORDER BY e.enumsortorder), NULL
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
- WHERE {_USER_SCHEMA} GROUP BY n.nspname, t.typname
+ WHERE {_USER_SCHEMA} GROUP BY t.oid, n.nspname, t.typname
 UNION ALL
-SELECT 'sequence', n.nspname::text, c.relname::text, {_PG_SEQUENCE_DEFINITION}, NULL
+SELECT c.oid, 'sequence', n.nspname::text, c.relname::text, {_PG_SEQUENCE_DEFINITION}, NULL
   FROM pg_sequence sq JOIN pg_class c ON c.oid = sq.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE {_USER_SCHEMA}
    AND NOT EXISTS (SELECT 1 FROM pg_depend dep
@@ -105,18 +116,18 @@ SELECT 'sequence', n.nspname::text, c.relname::text, {_PG_SEQUENCE_DEFINITION}, 
                       AND dep.refclassid = 'pg_class'::regclass AND dep.refobjsubid > 0
                       AND dep.deptype IN ('a', 'i'))
 UNION ALL
-SELECT 'schema', NULL, nspname::text, '', NULL FROM pg_namespace
- WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('information_schema', 'public')
+SELECT oid, 'schema', NULL, nspname::text, '', NULL FROM pg_namespace
+ WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('information_schema', 'public', '{DDL_SCHEMA}')
 UNION ALL
-SELECT 'extension', NULL, extname::text, extversion, NULL FROM pg_extension WHERE extname <> 'plpgsql'
+SELECT oid, 'extension', NULL, extname::text, extversion, NULL FROM pg_extension WHERE extname <> 'plpgsql'
 UNION ALL
-SELECT 'function', n.nspname::text, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+SELECT p.oid, 'function', n.nspname::text, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
        l.lanname::text, pg_get_functiondef(p.oid)
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
  WHERE {_USER_SCHEMA} AND p.prokind IN ('f', 'p')
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
 """
-"""Everything but relations, one row each: ``(kind, schema, name, detail, definition)``;
+"""Everything but relations, one row each: ``(oid, kind, schema, name, detail, definition)``;
 the first row is the default schema. Sequences owned by a column are facts of that column
 (see _PG_RELATIONS), not objects; schemas, extensions and functions (a trigger's function,
 say) are left behind by downgrades too."""
@@ -127,39 +138,46 @@ def read(connection: Connection, schemas: list[str | None]) -> Iterator[tuple[Ob
     params = {"schemas": [schema for schema in schemas if schema is not None]}
     relations = connection.execute(sa.text(_PG_RELATIONS), params).all()
     others = connection.execute(sa.text(_PG_OTHERS), params).all()
-    default = others[0][2]
+    default = others[0][3]
+    for row in relations:
+        yield _relation_item(row, default)
+    for row in others[1:]:
+        yield _other_item(row, default)
 
-    def key_name(schema: str, name: str) -> str:
-        return name if schema == default else f"{schema}.{name}"
 
-    for relkind, schema, name, columns, constraints, indexes, triggers, comment, view in relations:
-        qualified = key_name(schema, name)
-        if relkind in ("v", "m"):
-            yield ("view", qualified), ObjectState("view", qualified, frozenset({("definition", _normalise_sql(view))}))
-            continue
-        facts: list[tuple[str, str, str | None]] = []
-        for col, *rest, owned in columns or ():
-            facts.append((f"column {col}", _pg_column(*rest, owned_sequence=owned[0] if owned else None), None))
-            if owned:
-                facts.append((f"owned sequence of column {col}", owned[1], None))
-        facts += [_pg_constraint(con, kind, text) for con, kind, text in constraints or ()]
-        facts += [_pg_index_fact(index, text) for index, text in indexes or ()]
-        facts += [(f"trigger {trigger}", _normalise_sql(text), None) for trigger, text in triggers or ()]
-        if comment:
-            facts.append(("comment", comment, None))
-        yield ("table", qualified), _state("table", qualified, facts)
-    for kind, schema, name, detail, definition in others[1:]:
-        if kind in ("schema", "extension"):
-            yield (kind, name), ObjectState(kind, name, frozenset({("version", detail)} if detail else ()))
-            continue
-        qualified = key_name(schema, name)
-        if kind == "enum":
-            yield (kind, qualified), ObjectState(kind, qualified, frozenset({("labels", detail)}))
-        elif kind == "sequence":
-            yield (kind, qualified), ObjectState(kind, qualified, frozenset({("definition", detail)}))
-        else:
-            text = _pg_function_definition(definition, detail)
-            yield (kind, qualified), ObjectState(kind, qualified, frozenset({("definition", text)}))
+def _key_name(schema: str, name: str, default: str | None) -> str:
+    return name if schema == default else f"{schema}.{name}"
+
+
+def _relation_item(row: Sequence[Any], default: str | None) -> tuple[ObjectKey, ObjectState]:
+    relkind, schema, name, columns, constraints, indexes, triggers, comment, view = row
+    qualified = _key_name(schema, name, default)
+    if relkind in ("v", "m"):
+        return ("view", qualified), ObjectState("view", qualified, frozenset({("definition", _normalise_sql(view))}))
+    facts: list[tuple[str, str, str | None]] = []
+    for col, *rest, owned in columns or ():
+        facts.append((f"column {col}", _pg_column(*rest, owned_sequence=owned[0] if owned else None), None))
+        if owned:
+            facts.append((f"owned sequence of column {col}", owned[1], None))
+    facts += [_pg_constraint(con, kind, text) for con, kind, text in constraints or ()]
+    facts += [_pg_index_fact(index, text) for index, text in indexes or ()]
+    facts += [(f"trigger {trigger}", _normalise_sql(text), None) for trigger, text in triggers or ()]
+    if comment:
+        facts.append(("comment", comment, None))
+    return ("table", qualified), _state("table", qualified, facts)
+
+
+def _other_item(row: Sequence[Any], default: str | None) -> tuple[ObjectKey, ObjectState]:
+    _oid, kind, schema, name, detail, definition = row
+    if kind in ("schema", "extension"):
+        return (kind, name), ObjectState(kind, name, frozenset({("version", detail)} if detail else ()))
+    qualified = _key_name(schema, name, default)
+    if kind == "enum":
+        return (kind, qualified), ObjectState(kind, qualified, frozenset({("labels", detail)}))
+    if kind == "sequence":
+        return (kind, qualified), ObjectState(kind, qualified, frozenset({("definition", detail)}))
+    text = _pg_function_definition(definition, detail)
+    return (kind, qualified), ObjectState(kind, qualified, frozenset({("definition", text)}))
 
 
 def _pg_column(
@@ -264,3 +282,246 @@ def _relaid(body: str) -> list[str]:
             end_line()
     end_line()
     return lines
+
+
+# --------------------------------------------------------------------------- incremental snapshots
+
+DDL_LOG = "pytest_migrations.ddl"
+"""The session setting the event trigger appends to: ``<mark>|`` then, per DDL command,
+``<catalog>:<oid>,...;`` for every object the command created, altered or dropped."""
+
+INSTALL = [
+    f"CREATE SCHEMA {DDL_SCHEMA}",
+    f"COMMENT ON SCHEMA {DDL_SCHEMA} IS 'pytest-migrations: which objects DDL touched, for cheap schema snapshots'",
+    f"CREATE SEQUENCE {DDL_SCHEMA}.events",
+    f"""CREATE FUNCTION {DDL_SCHEMA}.seen() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE
+  touched text := '';
+  r record;
+BEGIN
+  IF tg_event = 'sql_drop' THEN
+    FOR r IN SELECT classid, objid FROM pg_event_trigger_dropped_objects() LOOP
+      touched := touched || r.classid::regclass::text || ':' || r.objid || ',';
+    END LOOP;
+  ELSE
+    FOR r IN SELECT classid, objid FROM pg_event_trigger_ddl_commands() LOOP
+      touched := touched || coalesce(r.classid::regclass::text, '?') || ':' || coalesce(r.objid, 0) || ',';
+    END LOOP;
+  END IF;
+  PERFORM set_config('{DDL_LOG}', coalesce(current_setting('{DDL_LOG}', true), '') || touched || ';', false);
+  PERFORM nextval('{DDL_SCHEMA}.events');
+END
+$$""",
+    f"CREATE EVENT TRIGGER pytest_migrations_ddl_end ON ddl_command_end EXECUTE PROCEDURE {DDL_SCHEMA}.seen()",
+    f"CREATE EVENT TRIGGER pytest_migrations_ddl_drop ON sql_drop EXECUTE PROCEDURE {DDL_SCHEMA}.seen()",
+    "ALTER EVENT TRIGGER pytest_migrations_ddl_end ENABLE ALWAYS",
+    "ALTER EVENT TRIGGER pytest_migrations_ddl_drop ENABLE ALWAYS",
+]
+"""What :func:`install` runs in a new database (event triggers need a superuser)."""
+
+
+def install(connection: Connection) -> bool:
+    """Install the DDL log in the (new, empty) database of ``connection`` when its user may.
+
+    Returns whether it did. Without it (no superuser, PostgreSQL before 12) every snapshot
+    is a full read: slower, the same result.
+    """
+    allowed = connection.exec_driver_sql(
+        "SELECT rolsuper AND current_setting('server_version_num')::int >= 120000 FROM pg_roles"
+        " WHERE rolname = current_user"
+    ).scalar()
+    if not allowed:
+        return False
+    for statement in INSTALL:
+        connection.exec_driver_sql(statement)
+    return True
+
+
+_SEEN = f"""
+WITH seen AS MATERIALIZED (
+  SELECT current_setting('{DDL_LOG}', true) AS log,
+         coalesce(pg_sequence_last_value(to_regclass('{DDL_SCHEMA}.events')), 0) AS events,
+         (SELECT count(*) FROM pg_event_trigger
+           WHERE evtname IN ('pytest_migrations_ddl_end', 'pytest_migrations_ddl_drop')
+             AND evtenabled = 'A') AS triggers,
+         coalesce(current_setting('event_triggers', true), 'on') AS enabled,
+         current_schema()::text AS default_schema
+)
+SELECT log, events, triggers, enabled, default_schema, set_config('{DDL_LOG}', :mark, false) FROM seen
+"""
+"""What DDL did since the last snapshot, and a new mark for the next one, in one round trip."""
+
+_OWNERS = """
+WITH t AS (
+  SELECT unnest(CAST(:touched AS oid[])) AS oid
+  UNION SELECT typarray FROM pg_type WHERE oid = ANY(CAST(:touched AS oid[])) AND typarray <> 0
+  UNION SELECT reltype FROM pg_class WHERE oid = ANY(CAST(:touched AS oid[])) AND reltype <> 0
+), owner AS (
+  SELECT oid FROM t
+  UNION SELECT i.indrelid FROM pg_index i JOIN t ON t.oid = i.indexrelid
+  UNION SELECT g.tgrelid FROM pg_trigger g JOIN t ON t.oid = g.oid
+  UNION SELECT k.conrelid FROM pg_constraint k JOIN t ON t.oid = k.oid
+  UNION SELECT a.adrelid FROM pg_attrdef a JOIN t ON t.oid = a.oid
+  UNION SELECT r.ev_class FROM pg_rewrite r JOIN t ON t.oid = r.oid
+  UNION SELECT d.refobjid FROM pg_depend d JOIN t ON t.oid = d.objid
+   WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+  UNION SELECT CASE d.classid
+           WHEN 'pg_class'::regclass THEN coalesce((SELECT indrelid FROM pg_index WHERE indexrelid = d.objid), d.objid)
+           WHEN 'pg_constraint'::regclass THEN (SELECT conrelid FROM pg_constraint WHERE oid = d.objid)
+           WHEN 'pg_attrdef'::regclass THEN (SELECT adrelid FROM pg_attrdef WHERE oid = d.objid)
+           WHEN 'pg_rewrite'::regclass THEN (SELECT ev_class FROM pg_rewrite WHERE oid = d.objid)
+           WHEN 'pg_trigger'::regclass THEN (SELECT tgrelid FROM pg_trigger WHERE oid = d.objid)
+         END
+    FROM pg_depend d
+   WHERE d.refclassid IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass)
+     AND d.refobjid IN (SELECT oid FROM t)
+  UNION SELECT unnest(CAST(:extra AS oid[]))
+)"""
+"""The relations a set of touched objects belongs to (an index's table, a trigger's, ...), and those
+whose rendering names one of them (a foreign key to a renamed table, a view, a column of a type)."""
+
+_PG_RELATIONS_OF = f"""{_OWNERS}
+SELECT c.oid, ARRAY(SELECT indexrelid FROM pg_index WHERE indrelid = c.oid
+                    UNION ALL SELECT oid FROM pg_trigger WHERE tgrelid = c.oid
+                    UNION ALL SELECT oid FROM pg_constraint WHERE conrelid = c.oid
+                    UNION ALL SELECT oid FROM pg_attrdef WHERE adrelid = c.oid
+                    UNION ALL SELECT oid FROM pg_rewrite WHERE ev_class = c.oid
+                    UNION ALL SELECT objid FROM pg_depend WHERE refclassid = 'pg_class'::regclass
+                       AND refobjid = c.oid AND classid = 'pg_class'::regclass AND deptype IN ('a', 'i')),
+  {_PG_RELATION_COLUMNS}
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_USER_SCHEMA}
+  AND (CAST(:everything AS boolean) OR c.oid IN (SELECT oid FROM owner))
+"""
+"""The relations :data:`_OWNERS` names (or all), each with the oids of its parts."""
+
+_RELATION_CATALOGS = {"pg_class", "pg_constraint", "pg_trigger", "pg_attrdef", "pg_rewrite"}
+_OTHER_CATALOGS = {"pg_type", "pg_proc"}
+_IGNORED_CATALOGS = {"pg_policy", "pg_statistic_ext", "pg_default_acl", "pg_publication", "pg_publication_rel"}
+"""Touched objects of these catalogs are no part of a snapshot. Any catalog not named in these
+three sets (a schema, an extension, a cast, ...) makes the next snapshot a full read."""
+
+
+@dataclass
+class _Known:
+    """What the last snapshot of one database read, and the mark it left in the session."""
+
+    mark: str
+    events: int
+    default: str | None
+    relations: dict[int, tuple[ObjectKey, ObjectState]] = field(default_factory=dict)
+    parts: dict[int, int] = field(default_factory=dict)
+    """The oid of each index, constraint, trigger, default, rule and owned sequence -> its relation."""
+    others: list[tuple[ObjectKey, ObjectState]] = field(default_factory=list)
+    other_oids: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Incremental:
+    """Snapshots that re-read only what DDL touched since the last one of the same database.
+
+    Each database the plugin creates carries two event triggers (:data:`INSTALL`) that append
+    the objects every DDL command creates, alters or drops to a session setting, and count
+    the commands in a sequence. A snapshot reads that log and resets it in one round trip,
+    then renders only the relations the touched objects belong to, plus those whose rendering
+    names them (a foreign key to a renamed table, a view, a column of a renamed enum), and
+    the other objects (enums, sequences, functions) only when one of their kind was touched.
+
+    The log is trusted only when everything agrees: the mark the last snapshot left is still
+    there (a rollback restores an older one), the sequence counted exactly the commands
+    the log holds (DDL on another connection, or rolled back, counts too), both triggers are
+    enabled, the default schema is the same, and every touched catalog is one understood
+    here. Otherwise the snapshot is a full read, which then starts a new log.
+    """
+
+    known: dict[str, _Known] = field(default_factory=dict)
+    unlogged: set[str] = field(default_factory=set)
+    """Databases without the DDL log (not created by a superuser): always a full read."""
+    reads: dict[str, int] = field(default_factory=lambda: {"full": 0, "incremental": 0})
+    _marks: int = 0
+
+    def read(self, connection: Connection, schemas: list[str | None]) -> list[tuple[ObjectKey, ObjectState]]:
+        database = str(connection.engine.url.database)
+        if database in self.unlogged:
+            return list(read(connection, schemas))
+        self._marks += 1
+        mark = f"{id(self):x}.{self._marks}"
+        log, events, triggers, enabled, default, _ = connection.execute(sa.text(_SEEN), {"mark": mark + "|"}).one()
+        last = self.known.pop(database, None)
+        touched = None if last is None else _touched(last, log, int(events), triggers, enabled, default)
+        params = {"schemas": [schema for schema in schemas if schema is not None]}
+        if touched is None:
+            self.reads["full"] += 1
+            known = _Known(mark, int(events), default)
+            self._relations(connection, known, params, [], [], everything=True)
+            self._others(connection, known, params)
+        else:
+            self.reads["incremental"] += 1
+            assert last is not None
+            known = last
+            known.mark, known.events = mark, int(events)
+            relation_oids, other_kinds = touched
+            extra = {known.parts[oid] for oid in relation_oids if oid in known.parts}
+            extra |= {oid for oid in relation_oids if oid in known.relations}
+            if relation_oids or extra:
+                self._relations(connection, known, params, sorted(relation_oids), sorted(extra), everything=False)
+            # A touched oid that is no relation nor part of one now: a sequence, a dropped table's type...
+            if other_kinds or relation_oids - known.relations.keys() - known.parts.keys():
+                self._others(connection, known, params)
+        if triggers:
+            self.known[database] = known
+        else:
+            self.unlogged.add(database)
+        return [*known.relations.values(), *known.others]
+
+    def _relations(
+        self,
+        connection: Connection,
+        known: _Known,
+        params: dict[str, Any],
+        touched: list[int],
+        extra: list[int],
+        *,
+        everything: bool,
+    ) -> None:
+        rows = connection.execute(
+            sa.text(_PG_RELATIONS_OF), {**params, "touched": touched, "extra": extra, "everything": everything}
+        ).all()
+        # Asked for and not returned: gone. Returned: read again, parts and all.
+        stale = set(known.relations) if everything else (set(touched) | set(extra) | {row[0] for row in rows})
+        for oid in stale & known.relations.keys():
+            del known.relations[oid]
+        known.parts = {part: owner for part, owner in known.parts.items() if owner not in stale}
+        for oid, parts, *row in rows:
+            known.relations[oid] = _relation_item(row, known.default)
+            known.parts.update(dict.fromkeys(parts or (), oid))
+
+    def _others(self, connection: Connection, known: _Known, params: dict[str, Any]) -> None:
+        rows = connection.execute(sa.text(_PG_OTHERS), params).all()[1:]
+        known.others = [_other_item(row, known.default) for row in rows]
+        known.other_oids = {row[0] for row in rows}
+
+
+def _touched(
+    last: _Known, log: str | None, events: int, triggers: int, enabled: str, default: str | None
+) -> tuple[set[int], bool] | None:
+    """``(touched relation-like oids, whether other objects were touched)``, or ``None``: read everything."""
+    prefix = last.mark + "|"
+    if log is None or not log.startswith(prefix) or triggers != 2 or enabled != "on" or default != last.default:
+        return None
+    commands = log[len(prefix) :].split(";")[:-1]
+    if events - last.events != len(commands):
+        return None
+    relation_oids: set[int] = set()
+    others = False
+    for command in commands:
+        for entry in filter(None, command.split(",")):
+            catalog, _, oid = entry.rpartition(":")
+            if catalog in _RELATION_CATALOGS:
+                relation_oids.add(int(oid))
+            elif catalog in _OTHER_CATALOGS:
+                relation_oids.add(int(oid))  # its dependents: a column of the type, a view calling the function
+                others = True
+            elif catalog not in _IGNORED_CATALOGS:
+                return None
+    return relation_oids, others

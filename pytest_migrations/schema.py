@@ -36,14 +36,18 @@ What is *no* difference, dialect by dialect:
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Inspector
+
+if TYPE_CHECKING:
+    from . import pg_catalog
 
 ObjectKey = tuple[str, str]
 """``(kind, qualified name)``, e.g. ``("table", "users")`` or ``("view", "reporting.totals")``."""
@@ -245,13 +249,20 @@ class SnapshotTaker:
     foreign_key_indexes: set[tuple[str, str]] = field(default_factory=set)
     """``(table, index)`` pairs seen backing a foreign key on MySQL: such an index that outlives
     its foreign key was most likely made by MySQL for it, which the report then says."""
+    postgresql: pg_catalog.Incremental | None = None
+    """:class:`pg_catalog.Incremental`: PostgreSQL snapshots that re-read only what DDL touched."""
+    incremental: bool = field(default_factory=lambda: os.environ.get("PYTEST_MIGRATIONS_FULL_SNAPSHOTS") != "1")
+    """``False`` (``PYTEST_MIGRATIONS_FULL_SNAPSHOTS=1``): every PostgreSQL snapshot is a full catalog read."""
+    verify: bool = field(default_factory=lambda: os.environ.get("PYTEST_MIGRATIONS_VERIFY_SNAPSHOTS") == "1")
+    """Take every incremental snapshot a second time in full and fail on any difference: the
+    plugin's own test suite runs so (``PYTEST_MIGRATIONS_VERIFY_SNAPSHOTS=1``)."""
 
     def capture(
         self, connection: Connection, *, exclude_tables: Iterable[str] = (), schemas: Iterable[str | None] = (None,)
     ) -> SchemaSnapshot:
         dialect = connection.dialect.name
         excluded = set(exclude_tables)
-        fingerprints = dict(_fingerprints(connection, list(schemas), self.foreign_key_indexes))
+        fingerprints = dict(self._fingerprints(connection, list(schemas)))
         inspector: Inspector | None = None
         objects: dict[ObjectKey, ObjectState] = {}
         for key, fingerprint in fingerprints.items():
@@ -270,6 +281,22 @@ class SnapshotTaker:
                     self.cache[cache_key] = state
             objects[key] = state
         return SchemaSnapshot(objects, dialect)
+
+    def _fingerprints(self, connection: Connection, schemas: list[str | None]) -> Iterable[tuple[ObjectKey, Any]]:
+        if connection.dialect.name != "postgresql" or not self.incremental:
+            return _fingerprints(connection, schemas, self.foreign_key_indexes)
+        from . import pg_catalog  # at run time: pg_catalog imports this module
+
+        if self.postgresql is None:
+            self.postgresql = pg_catalog.Incremental()
+        objects = self.postgresql.read(connection, schemas)
+        if self.verify:
+            expected = SchemaSnapshot(dict(pg_catalog.read(connection, schemas)), "postgresql")
+            actual = SchemaSnapshot(dict(objects), "postgresql")
+            if expected != actual:
+                lines = expected.diff(actual).render_lines("in the full read", "in the incremental one")
+                raise AssertionError("incremental snapshot differs from the full read:\n" + "\n".join(lines))
+        return objects
 
 
 def _qualified(schema: str | None, name: str) -> str:

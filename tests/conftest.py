@@ -31,6 +31,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     RUN_ID = hashlib.sha256(f"{RUN_ID}-{os.environ['PYTEST_XDIST_WORKER']}".encode()).hexdigest()[:8]
     os.environ["PYTEST_MIGRATIONS_RUN_ID"] = RUN_ID
 
+# Every PostgreSQL snapshot of the suite is taken twice, incrementally and in full, and any
+# difference fails the run that took it: the whole suite is the incremental snapshots' equivalence test.
+os.environ.setdefault("PYTEST_MIGRATIONS_VERIFY_SNAPSHOTS", "1")
+
 # tests/matrix runs pytest-alembic beside the plugin: only in the nox session that installs it.
 collect_ignore = [] if os.environ.get("PYTEST_MIGRATIONS_MATRIX") else ["matrix"]
 

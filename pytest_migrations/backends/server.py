@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
+from .. import pg_catalog
 from ..exceptions import ProviderError, first_line
 from ..urls import mask, mask_passwords
 from . import OWN_DATABASE, PREFIX, RUN_ID, marker, marker_run, run_of
@@ -209,9 +210,9 @@ def _mysql_code(exc: sa.exc.DBAPIError) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
-_PG_USER_OBJECTS = """
+_PG_USER_OBJECTS = f"""
 SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '{pg_catalog.DDL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_%'
 """
 
 
@@ -239,6 +240,7 @@ class PostgreSQLBackend(ServerBackend):
         try:
             with engine.connect() as conn:
                 conn.exec_driver_sql(f"COMMENT ON SCHEMA public IS '{marker(run)}'")
+                pg_catalog.install(conn)  # the DDL log that makes snapshots cheap; clones copy it
         finally:
             engine.dispose()
 
