@@ -294,7 +294,8 @@ INSTALL = [
     f"CREATE SCHEMA {DDL_SCHEMA}",
     f"COMMENT ON SCHEMA {DDL_SCHEMA} IS 'pytest-migrations: which objects DDL touched, for cheap schema snapshots'",
     f"CREATE SEQUENCE {DDL_SCHEMA}.events",
-    f"""CREATE FUNCTION {DDL_SCHEMA}.seen() RETURNS event_trigger LANGUAGE plpgsql AS $$
+    f"""CREATE FUNCTION {DDL_SCHEMA}.seen() RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   touched text := '';
   r record;
@@ -312,6 +313,9 @@ BEGIN
   PERFORM nextval('{DDL_SCHEMA}.events');
 END
 $$""",
+    # A migration may run DDL, and a snapshot read the log, as a role of its own (SET ROLE).
+    f"GRANT USAGE ON SCHEMA {DDL_SCHEMA} TO PUBLIC",
+    f"GRANT SELECT ON SEQUENCE {DDL_SCHEMA}.events TO PUBLIC",
     f"CREATE EVENT TRIGGER pytest_migrations_ddl_end ON ddl_command_end EXECUTE PROCEDURE {DDL_SCHEMA}.seen()",
     f"CREATE EVENT TRIGGER pytest_migrations_ddl_drop ON sql_drop EXECUTE PROCEDURE {DDL_SCHEMA}.seen()",
     "ALTER EVENT TRIGGER pytest_migrations_ddl_end ENABLE ALWAYS",
@@ -340,7 +344,8 @@ def install(connection: Connection) -> bool:
 _SEEN = f"""
 WITH seen AS MATERIALIZED (
   SELECT current_setting('{DDL_LOG}', true) AS log,
-         coalesce(pg_sequence_last_value(to_regclass('{DDL_SCHEMA}.events')), 0) AS events,
+         CASE WHEN has_sequence_privilege(to_regclass('{DDL_SCHEMA}.events'), 'SELECT')
+              THEN coalesce(pg_sequence_last_value(to_regclass('{DDL_SCHEMA}.events')), 0) END AS events,
          (SELECT count(*) FROM pg_event_trigger
            WHERE evtname IN ('pytest_migrations_ddl_end', 'pytest_migrations_ddl_drop')
              AND evtenabled = 'A') AS triggers,
@@ -448,18 +453,19 @@ class Incremental:
         mark = f"{id(self):x}.{self._marks}"
         log, events, triggers, enabled, default, _ = connection.execute(sa.text(_SEEN), {"mark": mark + "|"}).one()
         last = self.known.pop(database, None)
-        touched = None if last is None else _touched(last, log, int(events), triggers, enabled, default)
+        events = None if events is None else int(events)
+        touched = None if last is None else _touched(last, log, events, triggers, enabled, default)
         params = {"schemas": [schema for schema in schemas if schema is not None]}
         if touched is None:
             self.reads["full"] += 1
-            known = _Known(mark, int(events), default)
+            known = _Known(mark, events or 0, default)
             self._relations(connection, known, params, [], [], everything=True)
             self._others(connection, known, params)
         else:
             self.reads["incremental"] += 1
             assert last is not None
             known = last
-            known.mark, known.events = mark, int(events)
+            known.mark, known.events = mark, events or 0
             relation_oids, other_kinds = touched
             extra = {known.parts[oid] for oid in relation_oids if oid in known.parts}
             extra |= {oid for oid in relation_oids if oid in known.relations}
@@ -503,11 +509,13 @@ class Incremental:
 
 
 def _touched(
-    last: _Known, log: str | None, events: int, triggers: int, enabled: str, default: str | None
+    last: _Known, log: str | None, events: int | None, triggers: int, enabled: str, default: str | None
 ) -> tuple[set[int], bool] | None:
     """``(touched relation-like oids, whether other objects were touched)``, or ``None``: read everything."""
     prefix = last.mark + "|"
-    if log is None or not log.startswith(prefix) or triggers != 2 or enabled != "on" or default != last.default:
+    if log is None or events is None or not log.startswith(prefix):
+        return None  # a new session, a rollback past the last snapshot, or the log cannot be read
+    if triggers != 2 or enabled != "on" or default != last.default:
         return None
     commands = log[len(prefix) :].split(";")[:-1]
     if events - last.events != len(commands):

@@ -126,3 +126,39 @@ def test_incremental_snapshots_give_the_verdicts_of_full_reads(
     assert incremental == full
     assert len([o for o in full.values() if o in ("PASSED", "FAILED")]) == 18
     assert "incremental snapshot differs" not in str(incremental)
+
+
+def test_ddl_as_another_role_is_logged_and_seen() -> None:
+    """A migration's DDL under SET ROLE (a role that owns nothing of the log) runs, and snapshots see it."""
+    import sqlalchemy as sa
+
+    from pytest_migrations.backends.server import PostgreSQLBackend
+    from pytest_migrations.providers import with_driver
+    from pytest_migrations.schema import SnapshotTaker
+
+    from ..conftest import RUN_ID
+
+    backend = PostgreSQLBackend(with_driver(sa.make_url(server_url("postgresql"))))
+    name = f"pytest_migrations_{RUN_ID}_main_9001"
+    engine = sa.create_engine(backend.create(name))
+    role = f"pm_{RUN_ID}_owner"
+    taker = SnapshotTaker(verify=True)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE ROLE {role}")
+            conn.exec_driver_sql(f"GRANT ALL ON SCHEMA public TO {role}")
+            taker.capture(conn)
+            conn.exec_driver_sql(f"SET ROLE {role}")
+            conn.exec_driver_sql("CREATE TABLE t (id int PRIMARY KEY)")
+            taker.capture(conn)
+            conn.exec_driver_sql("ALTER TABLE t ADD COLUMN x int")
+            snapshot = taker.capture(conn)
+            conn.exec_driver_sql("RESET ROLE")
+            conn.exec_driver_sql("DROP TABLE t")
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+    finally:
+        engine.dispose()
+        backend.drop(name)
+    assert snapshot.table("t")["column x"] == "integer NULL"
+    assert taker.postgresql is not None and taker.postgresql.reads == {"full": 1, "incremental": 2}
