@@ -297,6 +297,7 @@ INSTALL = [
     f"""CREATE FUNCTION {DDL_SCHEMA}.seen() RETURNS event_trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
+  log text;
   touched text := '';
   r record;
 BEGIN
@@ -309,7 +310,10 @@ BEGIN
       touched := touched || coalesce(r.classid::regclass::text, '?') || ':' || coalesce(r.objid, 0) || ',';
     END LOOP;
   END IF;
-  PERFORM set_config('{DDL_LOG}', coalesce(current_setting('{DDL_LOG}', true), '') || touched || ';', false);
+  log := coalesce(current_setting('{DDL_LOG}', true), '');
+  -- Thousands of commands in one step: give up the log (the next snapshot is a full read).
+  log := CASE WHEN length(log) > 100000 THEN 'overflow' ELSE log || touched || ';' END;
+  PERFORM set_config('{DDL_LOG}', log, false);
   PERFORM nextval('{DDL_SCHEMA}.events');
 END
 $$""",
