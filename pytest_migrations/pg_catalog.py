@@ -422,7 +422,7 @@ class _Known:
     parts: dict[int, int] = field(default_factory=dict)
     """The oid of each index, constraint, trigger, default, rule and owned sequence -> its relation."""
     others: list[tuple[ObjectKey, ObjectState]] = field(default_factory=list)
-    other_oids: set[int] = field(default_factory=set)
+    """Enums, standalone sequences, schemas, extensions and functions, read together."""
 
 
 @dataclass
@@ -509,7 +509,6 @@ class Incremental:
     def _others(self, connection: Connection, known: _Known, params: dict[str, Any]) -> None:
         rows = connection.execute(sa.text(_PG_OTHERS), params).all()[1:]
         known.others = [_other_item(row, known.default) for row in rows]
-        known.other_oids = {row[0] for row in rows}
 
 
 def _touched(
