@@ -186,7 +186,9 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
         downgraded = harness.capture(session)
         if rows is not None:
             rows.stepped("downgrade", session, after, downgraded)
-        mismatch = _compare(before, downgraded, revision, "downgrade", session, accept, notes)
+        downgraded, mismatch = compare_backed(
+            harness, session, before, downgraded, revision, "downgrade", accept, notes
+        )
         if mismatch is not None:
             # End the plan normally, so the database stays as the downgrade left it:
             # autogenerate then compares it with the schema before the upgrade.
@@ -199,7 +201,9 @@ def _stairway_once(harness: Harness, revision: Revision, notes: list[str]) -> Ch
         final[session.index] = harness.capture(session)
         if rows is not None:
             rows.stepped("re-upgrade", session, downgraded, final[session.index])
-        mismatch = _compare(after, final[session.index], revision, "re-upgrade", session, accept, notes)
+        final[session.index], mismatch = compare_backed(
+            harness, session, after, final[session.index], revision, "re-upgrade", accept, notes
+        )
         if mismatch is not None:
             raise mismatch
         if rows is not None:
@@ -499,6 +503,25 @@ def _compare(
         sections.append(("accepted (stairway_accept)", "\n".join(d.render("before", "after") for d in accepted)))
     sections.append(("fix", fix))
     return SchemaMismatch(summary, sections, diff=diff)
+
+
+def compare_backed(
+    harness: Harness,
+    session: Any,
+    expected: SchemaSnapshot,
+    actual: SchemaSnapshot,
+    revision: Revision,
+    step: str,
+    accept: Sequence[str] = (),
+    notes: list[str] | None = None,
+) -> tuple[SchemaSnapshot, SchemaMismatch | None]:
+    """:func:`_compare`, with a difference confirmed on a full read of the database before it is
+    reported (snapshots are normally incremental, see :mod:`.pg_catalog`); the actual snapshot used."""
+    mismatch = _compare(expected, actual, revision, step, session, accept, notes)
+    if mismatch is not None:
+        actual = harness.capture(session, full=True)
+        mismatch = _compare(expected, actual, revision, step, session, accept, notes)
+    return actual, mismatch
 
 
 def _with_autogenerate_fix(

@@ -347,8 +347,10 @@ class Harness:
             live, self._live = self._live[1], None
             live.close()
 
-    def capture(self, session: Session) -> SchemaSnapshot:
+    def capture(self, session: Session, *, full: bool = False) -> SchemaSnapshot:
         """Snapshot the live database of ``session``, leaving out Alembic's version table.
+
+        ``full``: read the whole catalog, whatever the last snapshot of the database knew.
 
         Only the plugin's own database is looked at: on PostgreSQL all of its schemas; on
         MySQL a "schema" is another database of the server, which is never ours to read.
@@ -357,7 +359,9 @@ class Harness:
         schemas: tuple[str | None, ...] = (None,)
         if self.shared is not None and self.shared.active is not None:
             schemas += self.shared.names  # lent to this database (see :mod:`.mysql_schemas`)
-        snapshot = self.snapshots.capture(session.connection, exclude_tables=[_version_table(session)], schemas=schemas)
+        snapshot = self.snapshots.capture(
+            session.connection, exclude_tables=[_version_table(session)], schemas=schemas, full=full
+        )
         timings.RECORDER.snapshot(time.perf_counter() - started)
         if roles.LEDGER and snapshot.dialect == "postgresql":
             held = dict(roles.LEDGER.states(session.connection))

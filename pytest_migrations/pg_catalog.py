@@ -484,6 +484,10 @@ class Incremental:
             self.unlogged.add(database)
         return [*known.relations.values(), *known.others]
 
+    def forget(self, database: str) -> None:
+        """Make the next snapshot of ``database`` a full read."""
+        self.known.pop(database, None)
+
     def _relations(
         self,
         connection: Connection,

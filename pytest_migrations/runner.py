@@ -29,7 +29,7 @@ from alembic.util import CommandError
 from sqlalchemy.pool import NullPool
 
 from . import data as rowdata
-from .checks import _compare, check_drift
+from .checks import check_drift, compare_backed
 from .envrun import Plan, Session
 from .exceptions import ConfigurationError, SchemaMismatch
 from .harness import DatabaseSet, Harness
@@ -300,9 +300,10 @@ class MigrationRunner:
             yield from session.step(revision.id, upgrade=True)
             after = self._harness.capture(session)
             yield from session.step(revision.id, upgrade=False)
-            _raise(_compare(before, self._harness.capture(session), revision, "downgrade", session))
+            harness = self._harness
+            _raise(compare_backed(harness, session, before, harness.capture(session), revision, "downgrade")[1])
             yield from session.step(revision.id, upgrade=True, label="re-upgrade")
-            _raise(_compare(after, self._harness.capture(session), revision, "re-upgrade", session))
+            _raise(compare_backed(harness, session, after, harness.capture(session), revision, "re-upgrade")[1])
             self._applied = frozenset(session.applied)
 
         self._run(plan)

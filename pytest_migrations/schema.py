@@ -258,9 +258,17 @@ class SnapshotTaker:
     plugin's own test suite runs so (``PYTEST_MIGRATIONS_VERIFY_SNAPSHOTS=1``)."""
 
     def capture(
-        self, connection: Connection, *, exclude_tables: Iterable[str] = (), schemas: Iterable[str | None] = (None,)
+        self,
+        connection: Connection,
+        *,
+        exclude_tables: Iterable[str] = (),
+        schemas: Iterable[str | None] = (None,),
+        full: bool = False,
     ) -> SchemaSnapshot:
+        """A snapshot of ``connection``'s database; ``full``: not from what an earlier one knew."""
         dialect = connection.dialect.name
+        if full and self.postgresql is not None:
+            self.postgresql.forget(str(connection.engine.url.database))
         excluded = set(exclude_tables)
         fingerprints = dict(self._fingerprints(connection, list(schemas)))
         inspector: Inspector | None = None

@@ -162,3 +162,28 @@ def test_ddl_as_another_role_is_logged_and_seen() -> None:
         backend.drop(name)
     assert snapshot.table("t")["column x"] == "integer NULL"
     assert taker.postgresql is not None and taker.postgresql.reads == {"full": 1, "incremental": 2}
+
+
+def test_a_difference_is_reported_from_a_full_read(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An incremental snapshot that got a table wrong cannot fail an item: the comparison is made again
+    on a full read before anything is reported, and a correct history passes; a real difference still fails."""
+    from pytest_migrations import pg_catalog
+
+    real = pg_catalog.Incremental._relations
+
+    def forgetful(self: Any, connection: Any, known: Any, params: Any, touched: Any, extra: Any, *, everything: bool):
+        real(self, connection, known, params, touched, extra, everything=everything)
+        if not everything:  # every incremental read loses the tables it read
+            for oid in set(touched) | set(extra):
+                known.relations.pop(oid, None)
+
+    monkeypatch.setattr(pg_catalog.Incremental, "_relations", forgetful)
+    monkeypatch.setenv("PYTEST_MIGRATIONS_VERIFY_SNAPSHOTS", "0")
+    project.revision(
+        "a1", None, 'op.create_table("t", sa.Column("id", sa.Integer, primary_key=True))', 'op.drop_table("t")'
+    )
+    project.revision("b2", "a1", 'op.add_column("t", sa.Column("x", sa.Integer))', 'op.drop_column("t", "x")')
+    project.revision("c3", "b2", 'op.add_column("t", sa.Column("y", sa.Integer))', "pass")
+    result = project.run("--migrations-url", server_url("postgresql"), "--migrations-checks", "stairway")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*stairway*c3*", '*table "t": column y integer NULL: present after the downgrade*'])
