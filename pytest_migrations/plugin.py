@@ -222,7 +222,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def _off_header(config: pytest.Config, settings: Settings) -> str | None:
     """One line when an Alembic project is here but the checks are off: how to turn them on."""
     try:
-        location = locate_project(config.rootpath, settings.config_path, settings.section)
+        location = locate_project(config.rootpath, settings.config_path, settings.section, config.invocation_params.dir)
     except MigrationsError:
         return None
     return (

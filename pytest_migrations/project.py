@@ -45,8 +45,16 @@ class ProjectLocation:
         return " + ".join(files)
 
 
-def locate_project(rootdir: Path, explicit: Path | None, section: str) -> ProjectLocation:
-    """Find the Alembic config: an explicit path, else ``alembic.ini`` / ``pyproject.toml`` in ``rootdir``."""
+def locate_project(
+    rootdir: Path, explicit: Path | None, section: str, invocation_dir: Path | None = None
+) -> ProjectLocation:
+    """Find the Alembic config: an explicit path, else ``alembic.ini`` / ``pyproject.toml`` in ``rootdir``.
+
+    When the rootdir has neither, the folder pytest was started in is tried, where the
+    ``alembic`` command would look: pytest moves the rootdir up to the common ancestor
+    of every path on its command line, so ``--migrations-report ../out/report.json``
+    (once that file exists) makes the rootdir a folder above the project.
+    """
     if explicit is not None:
         if not explicit.is_file():
             raise ConfigurationError(
@@ -57,18 +65,19 @@ def locate_project(rootdir: Path, explicit: Path | None, section: str) -> Projec
             return ProjectLocation(ini if ini.is_file() else None, explicit, section)
         toml = explicit.parent / "pyproject.toml"
         return ProjectLocation(explicit, toml if _has_tool_alembic(toml) else None, section)
-    ini = rootdir / "alembic.ini"
-    toml = rootdir / "pyproject.toml"
-    found = ProjectLocation(ini if ini.is_file() else None, toml if _has_tool_alembic(toml) else None, section)
-    if found.ini is None and found.toml is None:
-        nearby = _nearby_configs(rootdir)
-        hint = f"; found {', '.join(str(p.relative_to(rootdir)) for p in nearby)}" if nearby else ""
-        raise ConfigurationError(
-            f"no alembic.ini and no [tool.alembic] in pyproject.toml under {rootdir}{hint}; "
-            "point the plugin at your Alembic config with --migrations-config PATH "
-            "(or migrations_config = PATH in the pytest ini)"
-        )
-    return found
+    for folder in dict.fromkeys(d for d in (rootdir, invocation_dir) if d is not None):
+        ini = folder / "alembic.ini"
+        toml = folder / "pyproject.toml"
+        found = ProjectLocation(ini if ini.is_file() else None, toml if _has_tool_alembic(toml) else None, section)
+        if found.ini is not None or found.toml is not None:
+            return found
+    nearby = _nearby_configs(rootdir)
+    hint = f"; found {', '.join(str(p.relative_to(rootdir)) for p in nearby)}" if nearby else ""
+    raise ConfigurationError(
+        f"no alembic.ini and no [tool.alembic] in pyproject.toml under {rootdir}{hint}; "
+        "point the plugin at your Alembic config with --migrations-config PATH "
+        "(or migrations_config = PATH in the pytest ini)"
+    )
 
 
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "site-packages", "__pycache__", ".tox", ".nox"}

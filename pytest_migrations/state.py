@@ -37,7 +37,7 @@ def get_project(config: pytest.Config) -> AlembicProject:
     """The Alembic project of this run, located and loaded once."""
     if project_key not in config.stash:
         settings = config.stash[settings_key]
-        location = locate_project(config.rootpath, settings.config_path, settings.section)
+        location = locate_project(config.rootpath, settings.config_path, settings.section, config.invocation_params.dir)
         database = settings.databases[0]
         project = AlembicProject(
             location,

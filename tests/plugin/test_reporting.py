@@ -100,3 +100,17 @@ def test_consecutive_revisions_go_to_the_same_xdist_worker(project: Project) -> 
     for item in report["items"]:
         by_worker.setdefault(item["worker"], []).append(item["revision"])
     assert sorted(sorted(chunk) for chunk in by_worker.values()) == [revisions[:6], revisions[6:]]
+
+
+def test_a_report_outside_the_project_does_not_lose_the_project(project: Project) -> None:
+    """pytest moves its rootdir to the common ancestor of every existing path on the command line,
+    a report file above the project included; the plugin still finds alembic.ini where it was started."""
+    _history(project)
+    outside = project.root.parent / f"{project.root.name}-report.json"
+    try:
+        for _ in range(2):  # the second run: the report exists, and pytest's rootdir moves up
+            result = project.run("--migrations-checks", "stairway", "--migrations-report", str(outside))
+            result.assert_outcomes(passed=3)
+        assert len(json.loads(outside.read_text())["items"]) == 3
+    finally:
+        outside.unlink(missing_ok=True)
