@@ -38,7 +38,8 @@ from pytest_migrations.backends.sqlite import SQLiteBackend
 from pytest_migrations.checks import check_stairway
 from pytest_migrations.exceptions import MigrationsError
 from pytest_migrations.harness import Harness
-from pytest_migrations.project import AlembicProject, ProjectLocation
+from pytest_migrations.location import ProjectLocation
+from pytest_migrations.project import AlembicProject
 
 _DOWNGRADE = re.compile(r"\ndef downgrade\(\):\n(?:    .*\n?|\n)*", re.MULTILINE)
 

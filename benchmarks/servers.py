@@ -32,7 +32,8 @@ from history import generate, time_direct_steps, time_pytest_stairway
 from pytest_migrations.checks import check_stairway
 from pytest_migrations.data import DataSettings
 from pytest_migrations.harness import Harness
-from pytest_migrations.project import AlembicProject, ProjectLocation
+from pytest_migrations.location import ProjectLocation
+from pytest_migrations.project import AlembicProject
 from pytest_migrations.providers import with_driver
 from pytest_migrations.runner import MigrationRunner
 from pytest_migrations.servers import BACKENDS, CHECKPOINT_EVERY

@@ -37,7 +37,8 @@ from pytest_migrations.backends.sqlite import SQLiteBackend
 from pytest_migrations.checks import check_stairway
 from pytest_migrations.data import DataSettings
 from pytest_migrations.harness import Harness
-from pytest_migrations.project import AlembicProject, ProjectLocation
+from pytest_migrations.location import ProjectLocation
+from pytest_migrations.project import AlembicProject
 
 
 def plugin_stairway(ini: Path, work: Path, data: DataSettings | None = None) -> tuple[float, int]:

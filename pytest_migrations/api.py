@@ -7,11 +7,13 @@ from pathlib import Path
 
 from .backends import Backend
 from .backends.sqlite import SQLiteBackend
+from .catalog import DEFAULT_IMAGES
 from .checks import check_drift
 from .exceptions import MigrationCheckFailed
 from .harness import Harness
-from .project import AlembicProject, ensure_importable, locate_project
-from .providers import DEFAULT_IMAGES, dialect_of
+from .location import locate_project
+from .project import AlembicProject, ensure_importable
+from .providers import dialect_of
 from .servers import ServerPool, backend_for
 
 

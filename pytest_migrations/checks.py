@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,30 +37,6 @@ from .schema import SchemaDiff, SchemaSnapshot
 from .urls import sync_url
 
 CheckResult = str | None
-
-
-@dataclass(frozen=True)
-class Check:
-    """A built-in check: its name, and whether it runs once per revision."""
-
-    name: str
-    per_revision: bool
-    doc: str
-
-
-CHECKS: dict[str, Check] = {
-    c.name: c
-    for c in (
-        Check("graph", False, "the revision files form a valid history"),
-        Check("single_head", False, "the history has the expected number of heads"),
-        Check("upgrade_to_head", False, "every revision upgrades from base to head in one walk"),
-        Check("stairway", True, "upgrade, downgrade, re-upgrade of one revision leave matching schemas"),
-        Check("downgrade_to_base", False, "every revision downgrades from head to base, leaving nothing behind"),
-        Check("drift", False, "the models match the schema at head: no migration is missing"),
-        Check("models_registered", False, "every models module of migrations_models_package is imported by env.py"),
-        Check("history_unchanged", False, "revisions that exist at --migrations-since REF are unchanged"),
-    )
-}
 
 
 def check_history_unchanged(history: since.History, graph: RevisionGraph) -> CheckResult:

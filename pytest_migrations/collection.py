@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .catalog import CHECKS, DATABASES, NOTES_PROPERTY, Check
 from .checks import (
-    CHECKS,
-    Check,
     check_downgrade_to_base,
     check_drift,
     check_history_unchanged,
@@ -34,7 +33,6 @@ from .exceptions import (
     RevisionGraphError,
 )
 from .history import Revision
-from .settings import DATABASES
 from .since import History, read_ref
 from .state import project_key, settings_key
 from .urls import mask_passwords
@@ -67,9 +65,6 @@ class MigrationItem(pytest.Function):
 selected_key = pytest.StashKey[frozenset[tuple[str, str]]]()
 """``(database, revision id)`` of every stairway item and ``(database, check name)`` of every other
 built-in item in this session, after deselection (``-k``)."""
-
-NOTES_PROPERTY = "pytest_migrations_note"
-"""The ``user_properties`` name of what an item accepted or did not test (shown in the summary)."""
 
 
 def _run_item(request: pytest.FixtureRequest, _migrations_harnesses: Any) -> None:

@@ -49,13 +49,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .catalog import DEFAULT_ROWS
 from .exceptions import first_line
 
 if TYPE_CHECKING:
     from .schema import SchemaSnapshot
-
-DEFAULT_ROWS = 5
-"""Rows per table: enough for every kind of edge value to appear once, few enough to cost nothing."""
 
 MAX_SHOWN = 10
 """Rows shown per table in a failure."""

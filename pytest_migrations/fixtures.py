@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .checks import load_models
+from .catalog import DATABASES
 from .exceptions import MigrationsError
-from .history import Revision, RevisionGraph
-from .runner import MigrationRunner
-from .servers import Harnesses
-from .settings import DATABASES
 from .state import get_pool, get_project, settings_key, worker_id
+
+if TYPE_CHECKING:
+    from .history import Revision, RevisionGraph
+    from .runner import MigrationRunner
+    from .servers import Harnesses
+
+# What runs migrations is imported by the fixture that needs it, never at pytest's start:
+# a run whose tests use none of these must not pay for importing SQLAlchemy (see .catalog).
 
 __all__ = ["_migrations_harnesses", "migration_graph", "migration_revision", "migration_runner"]
 
@@ -22,6 +27,9 @@ def _migrations_harnesses(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Harnesses]:
     """This process's workbenches of throwaway databases, one per database kind; all dropped at the end."""
+    from .checks import load_models
+    from .servers import Harnesses
+
     settings = request.config.stash[settings_key]
     try:
         project = get_project(request.config)
@@ -73,6 +81,8 @@ def migration_runner(request: pytest.FixtureRequest, _migrations_harnesses: Harn
         databases = harness.create()
     except MigrationsError as exc:
         pytest.fail(exc.render(), pytrace=False)
+    from .runner import MigrationRunner
+
     runner = MigrationRunner(harness, databases, _ispytest=True)
     try:
         yield runner
@@ -83,6 +93,8 @@ def migration_runner(request: pytest.FixtureRequest, _migrations_harnesses: Harn
 @pytest.fixture
 def migration_revision(request: pytest.FixtureRequest) -> Revision:
     """The revision a test is parametrized with: a test using it runs once per revision, in order."""
+    from .history import Revision
+
     param = getattr(request, "param", None)
     if not isinstance(param, Revision):
         pytest.fail("migration_revision is parametrized by the plugin; do not override its params", pytrace=False)

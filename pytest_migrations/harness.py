@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
 from . import roles, timings
-from .backends import Backend, database_name, run_id
+from .backends import Backend, controller_alive, database_name, run_id
 from .backends.server import MySQLBackend, PostgreSQLBackend
 from .backends.waits import ServerCanceller
 from .data import DataSettings, ReflectionCache, RevisionData, RowCache
@@ -43,14 +42,6 @@ from .mysql_schemas import SharedSchemas
 from .policy import Policy
 from .project import AlembicProject
 from .schema import SchemaSnapshot, SnapshotTaker
-
-_PARENT = os.getppid()
-"""The process that started this one: for an xdist worker, its controller."""
-
-
-def controller_alive() -> bool:
-    """False in an xdist worker whose controller died (the worker was handed to another parent)."""
-    return not os.environ.get("PYTEST_XDIST_WORKER") or os.getppid() == _PARENT
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import alembic
 import pytest
 
-from .collection import (
-    NOTES_PROPERTY,
-    MigrationItem,
-    MigrationsCollector,
-    check_key,
-    database_key,
-    revision_key,
-    selected_key,
-)
+from .backends import controller_alive
+from .catalog import DATABASES, NOTES_PROPERTY
 from .exceptions import MigrationsError
 from .fixtures import (
     _migrations_harnesses,
@@ -24,15 +19,24 @@ from .fixtures import (
     migration_revision,
     migration_runner,
 )
-from .harness import controller_alive
-from .project import locate_project
+from .location import locate_project
 from .reporting import ReportHooks
-from .schema import SchemaSnapshot
-from .settings import DATABASES, Settings, add_options
+from .settings import Settings, add_options
 from .state import get_pool, get_project, pool_key, settings_key, try_project, worker_id
 from .xdist import XdistHooks, distributing
 
+if TYPE_CHECKING:
+    from .collection import MigrationsCollector
+
 __all__ = ["_migrations_harnesses", "migration_graph", "migration_revision", "migration_runner"]
+
+# Every module imported above is light: SQLAlchemy and Alembic come in with the checks'
+# collection, a fixture, or a hook of an enabled run, never at pytest's start (see .catalog).
+
+
+def _collection() -> ModuleType | None:
+    """The collection module if something imported it; until then no built-in item exists."""
+    return sys.modules.get("pytest_migrations.collection")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,11 +78,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if not distributing(config) or config.option.collectonly:
         return
-    pool = get_pool(config)
     for database in config.stash[settings_key].databases:
         if database != "sqlite":
             try:
-                pool.get(database)
+                get_pool(config).get(database)
             except MigrationsError as exc:
                 raise pytest.UsageError(exc.render()) from exc
 
@@ -119,6 +122,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Migrations
     # python plugin claims it instead and pytest_pycollect_makemodule below answers.
     if parent.session.isinitpath(file_path) or not _is_anchor(parent.config, file_path):
         return None
+    from .collection import MigrationsCollector
+
     return MigrationsCollector.from_parent(parent, path=file_path)
 
 
@@ -127,6 +132,8 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> 
     """Collect env.py given on the command line as checks, never import it as a test module."""
     if not _is_anchor(parent.config, module_path):
         return None
+    from .collection import MigrationsCollector
+
     return MigrationsCollector.from_parent(parent, path=module_path)
 
 
@@ -154,6 +161,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         size = f"{len(graph)} revisions, {len(graph.heads)} head(s)"
     except MigrationsError:
         size = "revision history broken (see the graph item)"
+    import alembic
+
     pool = get_pool(config)
     databases = "; ".join("sqlite" if d == "sqlite" else pool.describe(d) for d in settings.databases)
     return (
@@ -173,6 +182,10 @@ def pytest_runtest_protocol(item: pytest.Item) -> bool | None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Remember which stairway items run: an item a failing upgrade blocks is skipped only if that one runs."""
+    if _collection() is None:
+        return
+    from .collection import MigrationItem, check_key, database_key, revision_key, selected_key
+
     session.config.stash[selected_key] = frozenset(
         (
             item.stash[database_key],
@@ -189,9 +202,11 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A built-in item's skip is reported at the item (its revision file), not inside the plugin."""
     report = yield
-    if isinstance(item, MigrationItem) and report.skipped and isinstance(report.longrepr, tuple):
+    collection = _collection()
+    builtin = collection is not None and isinstance(item, collection.MigrationItem)
+    if builtin and report.skipped and isinstance(report.longrepr, tuple):
         path, line, _ = item.reportinfo()
-        report.longrepr = (str(path), line + 1, report.longrepr[2])
+        report.longrepr = (str(path), (line or 0) + 1, report.longrepr[2])
     return report
 
 
@@ -232,7 +247,10 @@ def _off_header(config: pytest.Config, settings: Settings) -> str | None:
 
 
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:
-    if op == "==" and isinstance(left, SchemaSnapshot) and isinstance(right, SchemaSnapshot):
+    schema = sys.modules.get("pytest_migrations.schema")  # not imported: neither side is a snapshot
+    if schema is None:
+        return None
+    if op == "==" and isinstance(left, schema.SchemaSnapshot) and isinstance(right, schema.SchemaSnapshot):
         diff = left.diff(right)
         return [
             f"database schemas differ ({len(diff)} difference(s)):",

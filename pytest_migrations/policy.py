@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
-from .history import Revision, RevisionGraph
-
 if TYPE_CHECKING:
+    from .history import Revision, RevisionGraph
     from .schema import Difference
 
 #: Module-level name of a revision file's accepted differences.

@@ -8,13 +8,13 @@ steps in the terminal summary and writes the JSON report at the end of the sessi
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
 from .backends import run_id
-from .collection import MigrationItem, check_key, database_key, revision_key
 from .settings import Settings
 from .state import worker_id
 from .timings import RECORDER, RunReport
@@ -48,11 +48,16 @@ class ReportHooks:
             return report
         data = RECORDER.since(mark)
         item.stash[_mark_key] = RECORDER.mark()
-        if isinstance(item, MigrationItem) or data["steps"] or data["snapshots"]["count"]:
+        # Without it imported there is no built-in item (and no SQLAlchemy to import for asking).
+        collection = sys.modules.get("pytest_migrations.collection")
+        builtin = collection is not None and isinstance(item, collection.MigrationItem)
+        if builtin or data["steps"] or data["snapshots"]["count"]:
             data["worker"] = self.worker
-            if isinstance(item, MigrationItem):
-                data["database"] = item.stash[database_key]
-                data["check"] = item.stash[check_key].name
+            if builtin:
+                assert collection is not None
+                data["database"] = item.stash[collection.database_key]
+                data["check"] = item.stash[collection.check_key].name
+                revision_key = collection.revision_key
                 data["revision"] = item.stash[revision_key].id if revision_key in item.stash else None
             report.user_properties.append((TIMINGS_PROPERTY, data))
         return report

@@ -29,6 +29,7 @@ from alembic.util import CommandError
 from sqlalchemy.pool import NullPool
 
 from . import data as rowdata
+from .catalog import DEFAULT_ROWS
 from .checks import check_drift, compare_backed
 from .envrun import Plan, Session
 from .exceptions import ConfigurationError, SchemaMismatch
@@ -233,7 +234,7 @@ class MigrationRunner:
             conn.execute(reflected.insert(), list(rows))
 
     def seed(
-        self, tables: Iterable[str] | None = None, rows: int = rowdata.DEFAULT_ROWS, *, database: str | None = None
+        self, tables: Iterable[str] | None = None, rows: int = DEFAULT_ROWS, *, database: str | None = None
     ) -> dict[str, int]:
         """Fill empty tables with generated rows, as ``--migrations-data`` does; return the rows inserted per table.
 

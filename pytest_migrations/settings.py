@@ -6,19 +6,21 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
-import sqlalchemy as sa
 
-from .checks import CHECKS
-from .data import DEFAULT_ROWS, DataSettings, UserRows
-from .mysql_schemas import check_name
+from .catalog import CHECKS, DATABASES, DEFAULT_IMAGES, DEFAULT_ROWS
 from .policy import Policy, parse_accept_lines
-from .providers import DEFAULT_IMAGES, dialect_of
-from .urls import mask_passwords
 
-DATABASES = ("sqlite", "postgresql", "mysql")
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from .data import DataSettings, UserRows
+
+# SQLAlchemy, and what imports it, is imported where a setting needs it: a run without
+# --migrations reads these settings too, and must not pay for importing it (see .catalog).
+__all__ = ["DATABASES", "PROVIDERS", "Settings", "add_options"]
 PROVIDERS = ("auto", "url", "container", "local")
 URL_ENVIRONMENT = "PYTEST_MIGRATIONS_URL"
 DEFAULT_STEP_TIMEOUT = 120.0
@@ -106,6 +108,8 @@ class Settings:
             "--migrations-models-package myapp.models (or migrations_models_package in the ini)",
         )
         mysql_schemas = _words(pick("migrations_mysql_schemas", "migrations_mysql_schemas"))
+        if mysql_schemas:
+            from .mysql_schemas import check_name
         for name in mysql_schemas:
             why = check_name(name)
             if why is not None:
@@ -155,6 +159,8 @@ class Settings:
             for line in filter(None, (str(v).strip() for v in config.getini("migrations_lossy_downgrade"))):
                 revision, _, why = line.partition(":")
                 lossy[revision.strip()] = why.strip()
+            from .data import DataSettings
+
             data = DataSettings(
                 rows=rows,
                 user_rows=_hook_rows(config),
@@ -263,7 +269,10 @@ def _urls(config: pytest.Config) -> dict[str, str]:
     given += _words(os.environ.get(URL_ENVIRONMENT, ""))
     for dialect in ("postgresql", "mysql"):
         given += _words(os.environ.get(f"PYTEST_MIGRATIONS_{dialect.upper()}_URL", ""))
-    from .urls import server_url_text
+    if not given:
+        return {}
+    from .providers import dialect_of
+    from .urls import mask_passwords, server_url_text
 
     urls: dict[str, str] = {}
     # Each URL as text whose repr is masked, a ?password= parameter moved into its password field.

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from .exceptions import ConfigurationError
-from .probe import placeholder_url
-from .project import AlembicProject, ensure_importable, locate_project
-from .servers import ServerPool
+from .location import locate_project
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .project import AlembicProject
+    from .servers import ServerPool
+
+# The project and the servers import SQLAlchemy and Alembic: imported where first needed,
+# never at pytest's start (see .catalog).
 settings_key = pytest.StashKey[Settings]()
-project_key = pytest.StashKey[AlembicProject]()
-pool_key = pytest.StashKey[ServerPool]()
+project_key = pytest.StashKey["AlembicProject"]()
+pool_key = pytest.StashKey["ServerPool"]()
 
 
 def worker_id(config: pytest.Config) -> str | None:
@@ -24,6 +30,8 @@ def worker_id(config: pytest.Config) -> str | None:
 def get_pool(config: pytest.Config) -> ServerPool:
     """The run's servers: owned here, or (in an xdist worker) received from the controller."""
     if pool_key not in config.stash:
+        from .servers import ServerPool
+
         settings = config.stash[settings_key]
         pool = ServerPool(settings.urls, settings.provider, settings.images, settings.timeout)
         workerinput = getattr(config, "workerinput", None)
@@ -36,6 +44,9 @@ def get_pool(config: pytest.Config) -> ServerPool:
 def get_project(config: pytest.Config) -> AlembicProject:
     """The Alembic project of this run, located and loaded once."""
     if project_key not in config.stash:
+        from .probe import placeholder_url
+        from .project import AlembicProject, ensure_importable
+
         settings = config.stash[settings_key]
         location = locate_project(config.rootpath, settings.config_path, settings.section, config.invocation_params.dir)
         database = settings.databases[0]

@@ -22,9 +22,8 @@ from typing import Any
 
 import pytest
 
-from .collection import parse_stairway_param
 from .exceptions import MigrationsError
-from .state import get_pool, get_project, settings_key
+from .state import get_pool, get_project, pool_key, settings_key
 
 _STAIRWAY = re.compile(r"::stairway\[(?P<param>[^\]]+)\]$")
 
@@ -41,6 +40,14 @@ class XdistHooks:
         self.config = config
 
     def pytest_configure_node(self, node: Any) -> None:
+        settings = self.config.stash[settings_key]
+        if not settings.enabled and pool_key not in self.config.stash and settings.databases == ("sqlite",):
+            # Nothing to share but the run id (a pool would import SQLAlchemy into a run that may
+            # never need it): the workers' SQLite databases are their own.
+            from .backends import run_id
+
+            node.workerinput["pytest_migrations"] = {"run": run_id()}
+            return
         node.workerinput["pytest_migrations"] = get_pool(self.config).to_workerinput()
 
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -54,6 +61,8 @@ class XdistHooks:
         if not order:
             return None
         from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+        from .collection import parse_stairway_param
 
         positions = {rev.id: index for index, rev in enumerate(order)}
 

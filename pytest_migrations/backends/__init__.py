@@ -23,9 +23,10 @@ import hashlib
 import os
 import re
 import uuid
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy.engine import URL
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 #: Every database the plugin creates starts with this prefix.
 PREFIX = "pytest_migrations"
@@ -42,6 +43,15 @@ MARKER = "pytest-migrations run {run}"
 _MARKER = re.compile(r"^pytest-migrations run (?P<run>[0-9a-f]{8})$")
 
 _ENVIRONMENT = "PYTEST_MIGRATIONS_RUN_ID"
+
+
+_PARENT = os.getppid()
+"""The process that started this one: for an xdist worker, its controller."""
+
+
+def controller_alive() -> bool:
+    """False in an xdist worker whose controller died (the worker was handed to another parent)."""
+    return not os.environ.get("PYTEST_XDIST_WORKER") or os.getppid() == _PARENT
 
 
 def run_id() -> str:

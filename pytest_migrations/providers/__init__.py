@@ -27,7 +27,6 @@ from ..exceptions import ConfigurationError, ProviderError
 from ..urls import password_in_field
 
 SERVER_DIALECTS = ("postgresql", "mysql")
-DEFAULT_IMAGES = {"postgresql": "postgres:15", "mysql": "mariadb:10.11"}
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
 """The driver a URL without one gets, when it is installed (see :func:`driver_for`)."""
 

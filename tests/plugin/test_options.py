@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import pytest
@@ -14,6 +15,26 @@ def test_without_the_flag_no_items_but_fixtures_work(project: Project) -> None:
     project.pytester.makepyfile(test_x="def test_x(migration_runner):\n    migration_runner.upgrade()\n")
     result = project.pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_a_run_without_the_flag_does_not_import_sqlalchemy_or_alembic(project: Project) -> None:
+    """Installed is not enabled: a team's plain test runs (and every xdist worker) start as fast as without it."""
+    project.revision(**users_table("a1"))
+    project.pytester.makepyfile(
+        test_plain="""
+        import sys
+
+        def test_plain():
+            heavy = [m for m in ("sqlalchemy", "alembic") if m in sys.modules]
+            assert not heavy, f"imported at start: {heavy}"
+        """
+    )
+    result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["migrations: checks off (*alembic.ini found)*"])  # the plugin is loaded
+    if importlib.util.find_spec("xdist"):
+        workers = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-n", "2")
+        workers.assert_outcomes(passed=1)
 
 
 def test_ini_switch_enables_the_checks(project: Project) -> None:
