@@ -9,8 +9,10 @@ items out one by one, so with k workers every worker walks the whole history for
 every k-th revision. Under that default the plugin gives xdist its own
 ``LoadScopeScheduling`` with one scope per chunk of consecutive stairway items (k
 chunks per database, k the number of workers): each worker takes a chunk, walks to
-its first revision once without checks, and checks N/k revisions; every other item
-is its own scope and is dealt out as ``load`` would. Node ids stay as they are (no
+its first revision once without checks, and checks its chunk's revisions; every other
+item is its own scope and is dealt out as ``load`` would. The chunks are not of equal
+size but of equal cost (see :func:`chunk_of`): a later chunk's walk to its start
+counts, so the first chunk is the largest. Node ids stay as they are (no
 ``@group`` suffix), so ``--lf`` and ``-k`` work as without xdist. A ``--dist`` chosen
 by the user is kept.
 """
@@ -26,6 +28,31 @@ from .exceptions import MigrationsError
 from .state import get_pool, get_project, pool_key, settings_key
 
 _STAIRWAY = re.compile(r"::stairway\[(?P<param>[^\]]+)\]$")
+
+WALK_COST = 1 / 3
+"""What walking one revision up without checks costs, as a share of that revision's stairway
+item: the item runs three steps (upgrade, downgrade, re-upgrade) and their snapshots, the
+walk one step (``benchmarks/servers.py`` prints the balance it gives)."""
+
+
+def chunk_of(position: int, count: int, chunks: int, walk_cost: float = WALK_COST) -> int:
+    """The chunk (0 to ``chunks - 1``) of the stairway item at ``position`` of ``count``.
+
+    Chunk j starts at s_j and costs ``walk_cost * s_j`` (the walk to its start) plus
+    one per item. Equal costs C give s_(j+1) = (1 - walk_cost) s_j + C, so
+    s_j = C (1 - (1 - walk_cost)^j) / walk_cost, and s_chunks = count fixes C. With two
+    workers and 200 revisions the first chunk has 120 items, the second 80 and a walk of 120.
+    """
+    if chunks <= 1 or count <= 0:
+        return 0
+    keep = 1 - walk_cost
+    cost = count * walk_cost / (1 - keep**chunks) if walk_cost > 0 else count / chunks
+    chunk = 0
+    for j in range(1, chunks):
+        start = cost * (1 - keep**j) / walk_cost if walk_cost > 0 else cost * j
+        if position >= round(start):
+            chunk = j
+    return chunk
 
 
 def distributing(config: pytest.Config) -> bool:
@@ -76,7 +103,7 @@ class XdistHooks:
                 database, revision = parse_stairway_param(match["param"], positions)
                 if revision is None:
                     return nodeid
-                chunk = positions[revision] * max(1, self.numnodes) // len(positions)
+                chunk = chunk_of(positions[revision], len(positions), self.numnodes)
                 return f"pytest-migrations stairway {database} chunk {chunk}"
 
         return RevisionChunks(config, log)
