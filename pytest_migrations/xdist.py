@@ -12,7 +12,8 @@ chunks per database, k the number of workers): each worker takes a chunk, walks 
 its first revision once without checks, and checks its chunk's revisions; every other
 item is its own scope and is dealt out as ``load`` would. The chunks are not of equal
 size but of equal cost (see :func:`chunk_of`): a later chunk's walk to its start
-counts, so the first chunk is the largest. Node ids stay as they are (no
+counts, so the first chunk is the largest; and they are cut among the items that run
+(see :func:`stairway_scopes`), so ``-k`` and ``--lf`` spread too. Node ids stay as they are (no
 ``@group`` suffix), so ``--lf`` and ``-k`` work as without xdist. A ``--dist`` chosen
 by the user is kept.
 """
@@ -20,6 +21,7 @@ by the user is kept.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
@@ -89,21 +91,41 @@ class XdistHooks:
             return None
         from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
-        from .collection import parse_stairway_param
-
         positions = {rev.id: index for index, rev in enumerate(order)}
 
         class RevisionChunks(LoadScopeScheduling):  # type: ignore[misc]
             """LoadScopeScheduling whose scope of a stairway item is its chunk of consecutive revisions."""
 
+            scopes: dict[str, str] | None = None
+
             def _split_scope(self, nodeid: str) -> str:
-                match = _STAIRWAY.search(nodeid)
-                if match is None:
-                    return nodeid
-                database, revision = parse_stairway_param(match["param"], positions)
-                if revision is None:
-                    return nodeid
-                chunk = chunk_of(positions[revision], len(positions), self.numnodes)
-                return f"pytest-migrations stairway {database} chunk {chunk}"
+                if self.scopes is None:  # the collection is complete when xdist first asks
+                    self.scopes = stairway_scopes(self.collection or [], positions, max(1, self.numnodes))
+                return self.scopes.get(nodeid, nodeid)
 
         return RevisionChunks(config, log)
+
+
+def stairway_scopes(nodeids: Iterable[str], positions: Mapping[str, int], workers: int) -> dict[str, str]:
+    """The xdist scope of each stairway item: its database's chunk, cut among the items that run.
+
+    The chunks are cut over the selected items in history order, not over the whole
+    history: under ``-k`` or ``--lf`` a late range of revisions still spreads over every
+    worker (cut over the whole history, it would all fall in the last chunk).
+    """
+    from .collection import parse_stairway_param
+
+    selected: dict[str, list[tuple[int, str]]] = {}
+    for nodeid in nodeids:
+        match = _STAIRWAY.search(nodeid)
+        if match is None:
+            continue
+        database, revision = parse_stairway_param(match["param"], positions)
+        if revision is not None:
+            selected.setdefault(database, []).append((positions[revision], nodeid))
+    scopes: dict[str, str] = {}
+    for database, items in selected.items():
+        items.sort()  # history order, whatever order the items were collected in (pytest-randomly)
+        for rank, (_, nodeid) in enumerate(items):
+            scopes[nodeid] = f"pytest-migrations stairway {database} chunk {chunk_of(rank, len(items), workers)}"
+    return scopes

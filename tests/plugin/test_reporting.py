@@ -103,6 +103,25 @@ def test_consecutive_revisions_go_to_the_same_xdist_worker(project: Project) -> 
     assert sorted(sorted(chunk) for chunk in by_worker.values()) == [revisions[:7], revisions[7:]]
 
 
+def test_a_late_selection_still_spreads_over_both_workers(project: Project) -> None:
+    """Chunks are cut among the items that run: -k on the last six revisions still uses both workers."""
+    pytest.importorskip("xdist")
+    revisions = [f"r{n:02d}" for n in range(12)]
+    for n, rev in enumerate(revisions):
+        project.revision(rev, revisions[n - 1] if n else None, "pass", "pass")
+    selected = revisions[6:]
+    result = project.pytester.runpytest_subprocess(
+        "--migrations", "-p", "no:cacheprovider", "-p", "no:randomly", "-n", "2",
+        "--migrations-checks", "stairway", "--migrations-report", "report.json", "-k", " or ".join(selected),
+    )  # fmt: skip
+    result.assert_outcomes(passed=6)
+    report = json.loads((project.root / "report.json").read_text())
+    by_worker: dict[str, list[str]] = {}
+    for item in report["items"]:
+        by_worker.setdefault(item["worker"], []).append(item["revision"])
+    assert sorted(sorted(chunk) for chunk in by_worker.values()) == [selected[:4], selected[4:]]
+
+
 def test_a_report_outside_the_project_does_not_lose_the_project(project: Project) -> None:
     """pytest moves its rootdir to the common ancestor of every existing path on the command line,
     a report file above the project included; the plugin still finds alembic.ini where it was started."""
