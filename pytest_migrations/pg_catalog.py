@@ -290,79 +290,6 @@ DDL_LOG = "pytest_migrations.ddl"
 """The session setting the event trigger appends to: ``<mark>|`` then, per DDL command,
 ``<catalog>:<oid>,...;`` for every object the command created, altered or dropped."""
 
-INSTALL = [
-    f"CREATE SCHEMA {DDL_SCHEMA}",
-    f"COMMENT ON SCHEMA {DDL_SCHEMA} IS 'pytest-migrations: which objects DDL touched, for cheap schema snapshots'",
-    f"CREATE SEQUENCE {DDL_SCHEMA}.events",
-    f"""CREATE FUNCTION {DDL_SCHEMA}.seen() RETURNS event_trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog AS $$
-DECLARE
-  log text;
-  touched text := '';
-  r record;
-BEGIN
-  IF tg_event = 'sql_drop' THEN
-    FOR r IN SELECT classid, objid FROM pg_event_trigger_dropped_objects() LOOP
-      touched := touched || r.classid::regclass::text || ':' || r.objid || ',';
-    END LOOP;
-  ELSE
-    FOR r IN SELECT classid, objid FROM pg_event_trigger_ddl_commands() LOOP
-      touched := touched || coalesce(r.classid::regclass::text, '?') || ':' || coalesce(r.objid, 0) || ',';
-    END LOOP;
-  END IF;
-  log := coalesce(current_setting('{DDL_LOG}', true), '');
-  -- Thousands of commands in one step: give up the log (the next snapshot is a full read).
-  log := CASE WHEN length(log) > 100000 THEN 'overflow' ELSE log || touched || ';' END;
-  PERFORM set_config('{DDL_LOG}', log, false);
-  PERFORM nextval('{DDL_SCHEMA}.events');
-END
-$$""",
-    # A migration may run DDL, and a snapshot read the log, as a role of its own (SET ROLE).
-    f"GRANT USAGE ON SCHEMA {DDL_SCHEMA} TO PUBLIC",
-    f"GRANT SELECT ON SEQUENCE {DDL_SCHEMA}.events TO PUBLIC",
-    f"CREATE EVENT TRIGGER pytest_migrations_ddl_end ON ddl_command_end EXECUTE PROCEDURE {DDL_SCHEMA}.seen()",
-    f"CREATE EVENT TRIGGER pytest_migrations_ddl_drop ON sql_drop EXECUTE PROCEDURE {DDL_SCHEMA}.seen()",
-    "ALTER EVENT TRIGGER pytest_migrations_ddl_end ENABLE ALWAYS",
-    "ALTER EVENT TRIGGER pytest_migrations_ddl_drop ENABLE ALWAYS",
-]
-"""What :func:`install` runs in a new database (event triggers need a superuser)."""
-
-
-def install(connection: Connection) -> bool:
-    """Install the DDL log in the (new, empty) database of ``connection`` when its user may.
-
-    Returns whether it did. Without it (no superuser, PostgreSQL before 12) every snapshot
-    is a full read: slower, the same result.
-    """
-    allowed = connection.exec_driver_sql(
-        "SELECT rolsuper AND current_setting('server_version_num')::int >= 120000 FROM pg_roles"
-        " WHERE rolname = current_user"
-    ).scalar()
-    if not allowed:
-        return False
-    try:
-        for statement in INSTALL:
-            connection.exec_driver_sql(statement)
-    except sa.exc.DBAPIError:  # a server that restricts event triggers: snapshots are full reads there
-        return False
-    return True
-
-
-_SEEN = f"""
-WITH seen AS MATERIALIZED (
-  SELECT current_setting('{DDL_LOG}', true) AS log,
-         CASE WHEN has_sequence_privilege(to_regclass('{DDL_SCHEMA}.events'), 'SELECT')
-              THEN coalesce(pg_sequence_last_value(to_regclass('{DDL_SCHEMA}.events')), 0) END AS events,
-         (SELECT count(*) FROM pg_event_trigger
-           WHERE evtname IN ('pytest_migrations_ddl_end', 'pytest_migrations_ddl_drop')
-             AND evtenabled = 'A') AS triggers,
-         coalesce(current_setting('event_triggers', true), 'on') AS enabled,
-         current_schema()::text AS default_schema
-)
-SELECT log, events, triggers, enabled, default_schema, set_config('{DDL_LOG}', :mark, false) FROM seen
-"""
-"""What DDL did since the last snapshot, and a new mark for the next one, in one round trip."""
-
 _OWNERS = """
 WITH t AS (
   SELECT unnest(CAST(:touched AS oid[])) AS oid
@@ -406,6 +333,111 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_USER_SCHEMA}
   AND (CAST(:everything AS boolean) OR c.oid IN (SELECT oid FROM owner))
 """
 """The relations :data:`_OWNERS` names (or all), each with the oids of its parts."""
+
+_RELATIONS_OF_FUNCTION = f"{DDL_SCHEMA}.relations_of"
+"""The incremental relation read kept as a function of the DDL schema: PostgreSQL plans a query
+this size in about 2 ms, more than it takes to run it, and a plain query (or a prepared statement,
+whose plans stay custom here) is planned at every snapshot. A PL/pgSQL function's plan is kept for
+the session, and ``plan_cache_mode = force_generic_plan`` on the function makes it one plan for all
+calls."""
+
+
+def _relations_of_function() -> str:
+    body = _PG_RELATIONS_OF.replace(
+        "(CAST(:everything AS boolean) OR c.oid IN (SELECT oid FROM owner))", "c.oid IN (SELECT oid FROM owner)"
+    )
+    for name, position in (("touched", 1), ("extra", 2), ("schemas", 3)):
+        body = re.sub(rf"CAST\(:{name} AS \w+\[\]\)", f"${position}", body)
+    assert ":" not in re.sub(r"::|'[^']*'", "", body), "every parameter of the query is one of the function's"
+    return f"""CREATE FUNCTION {_RELATIONS_OF_FUNCTION}(oid[], oid[], name[])
+RETURNS TABLE (r_oid oid, r_parts oid[], r_kind "char", r_schema name, r_name name, r_columns json,
+               r_constraints json, r_indexes json, r_triggers json, r_comment text, r_view text)
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+  RETURN QUERY {body.strip()};
+END
+$$"""
+
+
+INSTALL = [
+    f"CREATE SCHEMA {DDL_SCHEMA}",
+    f"COMMENT ON SCHEMA {DDL_SCHEMA} IS 'pytest-migrations: which objects DDL touched, for cheap schema snapshots'",
+    f"CREATE SEQUENCE {DDL_SCHEMA}.events",
+    f"""CREATE FUNCTION {DDL_SCHEMA}.seen() RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  log text;
+  touched text := '';
+  r record;
+BEGIN
+  IF tg_event = 'sql_drop' THEN
+    FOR r IN SELECT classid, objid FROM pg_event_trigger_dropped_objects() LOOP
+      touched := touched || r.classid::regclass::text || ':' || r.objid || ',';
+    END LOOP;
+  ELSE
+    FOR r IN SELECT classid, objid FROM pg_event_trigger_ddl_commands() LOOP
+      touched := touched || coalesce(r.classid::regclass::text, '?') || ':' || coalesce(r.objid, 0) || ',';
+    END LOOP;
+  END IF;
+  log := coalesce(current_setting('{DDL_LOG}', true), '');
+  -- Thousands of commands in one step: give up the log (the next snapshot is a full read).
+  log := CASE WHEN length(log) > 100000 THEN 'overflow' ELSE log || touched || ';' END;
+  PERFORM set_config('{DDL_LOG}', log, false);
+  PERFORM nextval('{DDL_SCHEMA}.events');
+END
+$$""",
+    _relations_of_function(),
+    # A migration may run DDL, and a snapshot read the log, as a role of its own (SET ROLE).
+    f"GRANT USAGE ON SCHEMA {DDL_SCHEMA} TO PUBLIC",
+    f"GRANT SELECT ON SEQUENCE {DDL_SCHEMA}.events TO PUBLIC",
+    f"CREATE EVENT TRIGGER pytest_migrations_ddl_end ON ddl_command_end EXECUTE PROCEDURE {DDL_SCHEMA}.seen()",
+    f"CREATE EVENT TRIGGER pytest_migrations_ddl_drop ON sql_drop EXECUTE PROCEDURE {DDL_SCHEMA}.seen()",
+    "ALTER EVENT TRIGGER pytest_migrations_ddl_end ENABLE ALWAYS",
+    "ALTER EVENT TRIGGER pytest_migrations_ddl_drop ENABLE ALWAYS",
+]
+"""What :func:`install` runs in a new database (event triggers need a superuser)."""
+
+
+def install(connection: Connection) -> bool:
+    """Install the DDL log in the (new, empty) database of ``connection`` when its user may.
+
+    Returns whether it did. Without it (no superuser, PostgreSQL before 12) every snapshot
+    is a full read: slower, the same result.
+    """
+    allowed = connection.exec_driver_sql(
+        "SELECT rolsuper AND current_setting('server_version_num')::int >= 120000 FROM pg_roles"
+        " WHERE rolname = current_user"
+    ).scalar()
+    if not allowed:
+        return False
+    try:
+        for statement in INSTALL:
+            connection.execute(sa.text(statement))  # text(): the driver's escaping of the '%' in LIKE patterns
+    except sa.exc.DBAPIError:  # a server that restricts event triggers: snapshots are full reads there
+        return False
+    return True
+
+
+_SEEN = f"""
+WITH seen AS MATERIALIZED (
+  SELECT current_setting('{DDL_LOG}', true) AS log,
+         CASE WHEN has_sequence_privilege(to_regclass('{DDL_SCHEMA}.events'), 'SELECT')
+              THEN coalesce(pg_sequence_last_value(to_regclass('{DDL_SCHEMA}.events')), 0) END AS events,
+         (SELECT count(*) FROM pg_event_trigger
+           WHERE evtname IN ('pytest_migrations_ddl_end', 'pytest_migrations_ddl_drop')
+             AND evtenabled = 'A') AS triggers,
+         coalesce(current_setting('event_triggers', true), 'on') AS enabled,
+         current_schema()::text AS default_schema,
+         to_regprocedure('{_RELATIONS_OF_FUNCTION}(oid[], oid[], name[])') IS NOT NULL AS fast
+)
+SELECT log, events, triggers, enabled, default_schema, fast, set_config('{DDL_LOG}', :mark, false) FROM seen
+"""
+"""What DDL did since the last snapshot, and a new mark for the next one, in one round trip."""
+
+_CALL_RELATIONS_OF = (
+    f"SELECT * FROM {_RELATIONS_OF_FUNCTION}(CAST(:touched AS oid[]), CAST(:extra AS oid[]), CAST(:schemas AS name[]))"
+)
+""":data:`_PG_RELATIONS_OF` through the function (in a database whose DDL log has it)."""
 
 _RELATION_CATALOGS = {"pg_class", "pg_constraint", "pg_trigger", "pg_attrdef", "pg_rewrite"}
 _OTHER_CATALOGS = {"pg_type", "pg_proc"}
@@ -458,7 +490,8 @@ class Incremental:
             return list(read(connection, schemas))
         self._marks += 1
         mark = f"{id(self):x}.{self._marks}"
-        log, events, triggers, enabled, default, _ = connection.execute(sa.text(_SEEN), {"mark": mark + "|"}).one()
+        seen = connection.execute(sa.text(_SEEN), {"mark": mark + "|"}).one()
+        log, events, triggers, enabled, default, function, _ = seen
         last = self.known.pop(database, None)
         events = None if events is None else int(events)
         touched = None if last is None else _touched(last, log, events, triggers, enabled, default)
@@ -477,7 +510,9 @@ class Incremental:
             extra = {known.parts[oid] for oid in relation_oids if oid in known.parts}
             extra |= {oid for oid in relation_oids if oid in known.relations}
             if relation_oids or extra:
-                self._relations(connection, known, params, sorted(relation_oids), sorted(extra), everything=False)
+                self._relations(
+                    connection, known, params, sorted(relation_oids), sorted(extra), everything=False, function=function
+                )
             # A touched oid that is no relation nor part of one now: a sequence, a dropped table's type...
             if other_kinds or relation_oids - known.relations.keys() - known.parts.keys():
                 self._others(connection, known, params)
@@ -500,9 +535,11 @@ class Incremental:
         extra: list[int],
         *,
         everything: bool,
+        function: bool = False,
     ) -> None:
+        query = _CALL_RELATIONS_OF if function else _PG_RELATIONS_OF
         rows = connection.execute(
-            sa.text(_PG_RELATIONS_OF), {**params, "touched": touched, "extra": extra, "everything": everything}
+            sa.text(query), {**params, "touched": touched, "extra": extra, "everything": everything}
         ).all()
         # Asked for and not returned: gone. Returned: read again, parts and all.
         stale = set(known.relations) if everything else (set(touched) | set(extra) | {row[0] for row in rows})

@@ -16,6 +16,14 @@ import sqlalchemy as sa
 import sqlalchemy.ext.asyncio
 from sqlalchemy.pool import NullPool
 
+# The plugin imports its engine lazily (a run without --migrations imports neither SQLAlchemy nor
+# Alembic); imported here, every in-process run shares one copy of each module, and a class such
+# as schema.ObjectState keeps one identity from one run to the next.
+import pytest_migrations.checks
+import pytest_migrations.harness
+import pytest_migrations.mysql_schemas
+import pytest_migrations.pg_catalog
+import pytest_migrations.schema  # noqa: F401
 from pytest_migrations.providers import containers, with_driver
 from pytest_migrations.urls import mask
 

@@ -164,6 +164,47 @@ def test_ddl_as_another_role_is_logged_and_seen() -> None:
     assert taker.postgresql is not None and taker.postgresql.reads == {"full": 1, "incremental": 2}
 
 
+def test_a_new_database_reads_touched_relations_through_a_function_planned_once() -> None:
+    """The incremental read is a function of the DDL schema (planned once per session, not per snapshot),
+    and a snapshot after DDL goes through it: an install that left it out would only be slower, never wrong,
+    so only this test sees it."""
+    import sqlalchemy as sa
+
+    from pytest_migrations import pg_catalog
+    from pytest_migrations.backends.server import PostgreSQLBackend
+    from pytest_migrations.providers import with_driver
+    from pytest_migrations.schema import SnapshotTaker
+
+    from ..conftest import RUN_ID
+
+    backend = PostgreSQLBackend(with_driver(sa.make_url(server_url("postgresql"))))
+    name = f"pytest_migrations_{RUN_ID}_main_9002"
+    engine = sa.create_engine(backend.create(name))
+    calls: list[str] = []
+    real = pg_catalog.Incremental._relations
+
+    def spy(self: Any, *args: Any, **kw: Any) -> None:
+        calls.append("function" if kw.get("function") else "query")
+        real(self, *args, **kw)
+
+    taker = SnapshotTaker(verify=True)
+    try:
+        with engine.begin() as conn:
+            assert conn.exec_driver_sql(
+                f"SELECT to_regprocedure('{pg_catalog.DDL_SCHEMA}.relations_of(oid[], oid[], name[])')"
+            ).scalar()
+            pg_catalog.Incremental._relations = spy  # type: ignore[method-assign]
+            taker.capture(conn)
+            conn.exec_driver_sql("CREATE TABLE t (id int PRIMARY KEY)")
+            snapshot = taker.capture(conn)
+    finally:
+        pg_catalog.Incremental._relations = real  # type: ignore[method-assign]
+        engine.dispose()
+        backend.drop(name)
+    assert snapshot.table("t")["column id"] == "integer NOT NULL"
+    assert calls == ["query", "function"]  # the first snapshot reads everything; the next, what DDL touched
+
+
 def test_a_difference_is_reported_from_a_full_read(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """An incremental snapshot that got a table wrong cannot fail an item: the comparison is made again
     on a full read before anything is reported, and a correct history passes; a real difference still fails."""
@@ -171,8 +212,9 @@ def test_a_difference_is_reported_from_a_full_read(project: Project, monkeypatch
 
     real = pg_catalog.Incremental._relations
 
-    def forgetful(self: Any, connection: Any, known: Any, params: Any, touched: Any, extra: Any, *, everything: bool):
-        real(self, connection, known, params, touched, extra, everything=everything)
+    def forgetful(self: Any, connection: Any, known: Any, params: Any, touched: Any, extra: Any, **kw: Any) -> None:
+        real(self, connection, known, params, touched, extra, **kw)
+        everything = kw["everything"]
         if not everything:  # every incremental read loses the tables it read
             for oid in set(touched) | set(extra):
                 known.relations.pop(oid, None)
