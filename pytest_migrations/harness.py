@@ -9,7 +9,11 @@ from base for each one would make a stairway over N revisions cost N² steps. Th
   order cost one step each; and
 - **checkpoints**: copies of the cursor every few positions (a file copy on SQLite,
   ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL), so an item behind the cursor (``-k``,
-  ``--lf``, random order, xdist) restores the nearest checkpoint and walks a few steps.
+  ``--lf``, random order, a failed item that took the cursor with it) restores the
+  nearest checkpoint and walks a few steps. They are kept only once the cursor has been
+  lost: a clone costs as much as dozens of steps on a server, and ends the env.py run kept
+  open for the cursor, while a run in history order where every item passes never needs
+  one. The first loss costs a walk from the start; from then on checkpoints are kept.
 
 Every database belongs to this process (names carry the run and worker id) and is
 dropped by :meth:`Harness.close`.
@@ -90,6 +94,9 @@ class Harness:
         self.cursor_snapshots: dict[int, SchemaSnapshot] = {}
         """The cursor's schema (per database of a multidb set) when it was returned, valid until taken again."""
         self._checkpoints: dict[int, DatabaseSet] = {}
+        self._cursor_taken = False
+        self.checkpointing = False
+        """Whether the cursor is copied every ``checkpoint_every`` positions: from its first loss on."""
         self._owned: dict[str, DatabaseSet] = {}
         self._spares: list[DatabaseSet] = []
         """Fresh sets from :meth:`create` that nothing ran on (see :meth:`give_back`)."""
@@ -368,7 +375,11 @@ class Harness:
         """
         if self._cursor is not None and self._cursor[1] <= position:
             cursor, self._cursor = self._cursor, None
+            self._cursor_taken = True
             return cursor
+        if self._cursor_taken:  # behind the cursor, or a failed item dropped it: the cursor is lost
+            self.checkpointing = True
+        self._cursor_taken = True
         self.cursor_snapshots = {}
         best = max((p for p in self._checkpoints if p <= position), default=None)
         if best is None:
@@ -387,7 +398,7 @@ class Harness:
         if self._cursor is not None:
             self.drop(self._cursor[0])
         last = max((p for p in self._checkpoints if p <= position), default=0)
-        if position - last >= self.checkpoint_every:
+        if self.checkpointing and position - last >= self.checkpoint_every:
             self.keep_checkpoint(dbs, position)
         self._cursor = (dbs, position)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from ..helpers import Project, users_table
 
 
@@ -210,3 +213,48 @@ def test_a_history_without_revisions_yet(project: Project) -> None:
     result = project.run()
     result.assert_outcomes(passed=2, skipped=3)  # single_head, downgrade_to_base, drift (no models)
     result.stdout.fnmatch_lines(["*nothing to downgrade: the history has no revisions yet*"])
+
+
+def test_checkpoints_are_kept_only_once_the_cursor_is_lost(project: Project, tmp_path: Path) -> None:
+    """In history order with every item passing, no database is copied (a copy ends the open env.py run
+    and, on a server, costs dozens of steps); once an item runs behind the cursor, copies are kept, and
+    an item far behind restores one instead of walking from the start."""
+    from pytest_migrations.backends.sqlite import SQLiteBackend
+    from pytest_migrations.checks import check_stairway
+    from pytest_migrations.harness import Harness
+    from pytest_migrations.location import ProjectLocation
+    from pytest_migrations.project import AlembicProject
+
+    revisions = [f"r{n:02d}" for n in range(12)]
+    for n, rev in enumerate(revisions):
+        project.revision(
+            rev,
+            revisions[n - 1] if n else None,
+            f'op.create_table("t{n}", sa.Column("id", sa.Integer, primary_key=True))',
+            f'op.drop_table("t{n}")',
+        )
+    alembic_project = AlembicProject(ProjectLocation(project.root / "alembic.ini", None))
+    backend = SQLiteBackend(tmp_path)
+    clones: list[str] = []
+    real_clone = backend.clone
+
+    def clone(source: str, name: str) -> Any:
+        clones.append(name)
+        return real_clone(source, name)
+
+    backend.clone = clone  # type: ignore[method-assign]
+    harness = Harness(alembic_project, backend, checkpoint_every=4)
+    order = alembic_project.graph.order
+    try:
+        for revision in order:
+            assert check_stairway(harness, revision) is None
+        assert clones == [] and not harness.checkpointing
+        assert check_stairway(harness, order[1]) is None  # behind the cursor: walks from the start, once
+        assert harness.checkpointing
+        for revision in order[2:]:
+            assert check_stairway(harness, revision) is None
+        assert len(clones) == 3  # the cursor copied at positions 4, 8 and 12
+        assert check_stairway(harness, order[9]) is None
+        assert len(clones) == 4  # item r09 started from a copy of the one at position 8
+    finally:
+        harness.close()
