@@ -401,24 +401,28 @@ _MYSQL_PARTS: dict[str, tuple[Sequence[str], str, str]] = {
 condition, and the column that orders rows within a ``(table, name)`` group."""
 
 _MYSQL_WIDTH = max(len(columns) for columns, _, _ in _MYSQL_PARTS.values())
-_MYSQL_SNAPSHOT = (
-    " UNION ALL ".join(
-        f"SELECT '{kind}', "
-        + ", ".join([f"CONVERT({c} USING utf8mb4)" for c in columns] + ["NULL"] * (_MYSQL_WIDTH - len(columns)))
-        + f", {order} FROM information_schema.{source}"
-        for kind, (columns, source, order) in _MYSQL_PARTS.items()
-    )
-    + f" ORDER BY 1, 2, 3, {_MYSQL_WIDTH + 2}"
+_MYSQL_SNAPSHOT = " UNION ALL ".join(
+    f"SELECT '{kind}', "
+    + ", ".join([f"CONVERT({c} USING utf8mb4)" for c in columns] + ["NULL"] * (_MYSQL_WIDTH - len(columns)))
+    + f", {order} FROM information_schema.{source}"
+    for kind, (columns, source, order) in _MYSQL_PARTS.items()
 )
 """Every part in one round trip (a stairway takes three snapshots per revision; each round trip
-to MariaDB costs about what one small information_schema query does)."""
+to MariaDB costs about what one small information_schema query does). Unordered: MariaDB sorting
+the union costs a third of the query (14 -> 9 ms on 200 tables); the rows are sorted here."""
+
+
+def _mysql_order(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row's place: its part, table, name, then its position within the ``(table, name)`` group."""
+    return (row[0], row[1] or "", row[2] or "", row[-1] or 0)
 
 
 def _mysql_rows(connection: Connection, schema: str | None) -> dict[str, list[tuple[Any, ...]]]:
     """The rows of each of :data:`_MYSQL_PARTS`, as each part's own columns."""
     query = _MYSQL_SNAPSHOT.format(s=":schema" if schema else "DATABASE()")
     rows: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in _MYSQL_PARTS}
-    for kind, *values in connection.execute(sa.text(query), {"schema": schema} if schema else {}):
+    result = connection.execute(sa.text(query), {"schema": schema} if schema else {}).all()
+    for kind, *values in sorted(result, key=_mysql_order):
         rows[kind].append(tuple(values[: len(_MYSQL_PARTS[kind][0])]))
     rows["indexes"] = [(t, n, int(non_unique), c, s, k) for t, n, non_unique, c, s, k in rows["indexes"]]
     rules = {(table, name): (update, delete) for table, name, update, delete in rows.pop("referential")}
