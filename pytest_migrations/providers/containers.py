@@ -4,6 +4,11 @@ Without Ryuk (registries unreachable, or ``TESTCONTAINERS_RYUK_DISABLED``), noth
 reaps a container whose run died, so every container the plugin starts carries the
 label ``pytest-migrations.pid=<pid of the run>``; :func:`remove_stale` removes those whose
 process is gone, and runs before a new container starts.
+
+Each start also carries a label of its own (``pytest-migrations.start``), so that a start cut
+short (Ctrl-C, or a container that never became ready) removes its container by that label:
+the engine lists a container while the create call that made it has not yet answered, and a
+start interrupted then has no handle on it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import time
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -19,6 +25,7 @@ from ..exceptions import ProviderError, first_line
 from . import Server, driver_for
 
 LABEL = "pytest-migrations.pid"
+START_LABEL = "pytest-migrations.start"
 
 
 def _client() -> Any:
@@ -61,9 +68,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _remove_quietly(container: Any) -> None:
+def _remove_start(token: str, settle: float = 0.2, limit: float = 3.0) -> None:
+    """Remove every container of the start labelled ``token``, until two lists ``settle`` s apart find none.
+
+    The second look catches a container whose create call was still on its way to the engine
+    when the start was cut short. Nothing here raises: it runs while another error is on its way.
+    """
     try:
-        container.stop()
+        client = _client()
+        try:
+            deadline = time.monotonic() + limit
+            quiet = 0
+            while quiet < 2 and time.monotonic() < deadline:
+                found = client.containers.list(all=True, filters={"label": f"{START_LABEL}={token}"})
+                for container in found:
+                    container.remove(force=True, v=True)
+                quiet = 0 if found else quiet + 1
+                if quiet < 2:
+                    time.sleep(settle)
+        finally:
+            client.close()
     except BaseException:
         pass
 
@@ -114,7 +138,8 @@ def start(dialect: str, image: str, timeout: float = 60.0) -> Server:
     remove_stale()
     _check_image(image, dialect)
     password = secrets.token_hex(12)
-    labels = {LABEL: str(os.getpid()), "pytest-migrations.host": socket.gethostname()}
+    token = secrets.token_hex(8)
+    labels = {LABEL: str(os.getpid()), "pytest-migrations.host": socket.gethostname(), START_LABEL: token}
     container: Any
     if dialect == "postgresql":
         container = PostgresContainer(image, username="postgres", password=password, dbname="postgres")
@@ -125,25 +150,22 @@ def start(dialect: str, image: str, timeout: float = 60.0) -> Server:
         container.with_command("postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
     try:
         container.start()
+        host = container.get_container_host_ip()
+        port = int(container.get_exposed_port(5432 if dialect == "postgresql" else 3306))
     except BaseException as exc:
         if not isinstance(exc, Exception):  # Ctrl-C while the container starts: remove it, then stop
-            _remove_quietly(container)
+            _remove_start(token)
             raise
         try:
             logs = container.get_logs()
             tail = b"".join(part or b"" for part in logs).decode(errors="replace")[-2000:]
         except Exception:
             tail = "(no logs)"
-        try:
-            container.stop()
-        except Exception:
-            pass
+        _remove_start(token)
         raise ProviderError(
             f"the {image} container did not become ready within {timeout:.0f} s ({type(exc).__name__}: {exc}); "
             f"is it a {dialect} image? Raise --migrations-timeout if the machine is slow.\ncontainer log tail:\n{tail}"
         ) from None
-    host = container.get_container_host_ip()
-    port = int(container.get_exposed_port(5432 if dialect == "postgresql" else 3306))
     driver = driver_for(dialect)
     user = "postgres" if dialect == "postgresql" else "root"
     url = URL.create(driver, username=user, password=password, host=host, port=port)

@@ -175,3 +175,25 @@ def test_workers_stop_when_their_controller_is_killed(project: Project) -> None:
     assert alive == []
     assert created == set()  # no database made after the controller died
     assert plugin_databases("postgresql") == []
+
+
+def test_ctrl_c_before_the_engine_answers_the_create_leaves_no_container(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C after the engine made the container but before its create call answered: the container goes too.
+
+    The engine lists a container while its create call is still on its way back; a start cut
+    short in that moment holds no handle on it, and only its label can find it.
+    """
+    if not containers.docker_available():
+        unavailable("Docker does not answer here; run ../shared/ci/docker-up first")
+    from testcontainers.core.docker_client import DockerClient
+
+    made = DockerClient.create
+
+    def create_then_interrupted(self: DockerClient, *args: object, **kwargs: object) -> object:
+        made(self, *args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DockerClient, "create", create_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        containers.start("postgresql", "postgres:15")
+    assert plugin_containers() == []
