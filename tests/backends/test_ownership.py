@@ -391,17 +391,21 @@ def test_a_postgresql_database_of_a_run_killed_before_its_marker_is_proven_or_le
     dead = uuid.uuid4().hex[:8]
     clone, empty, foreign = (f"pytest_migrations_{dead}_main_{n}" for n in (1, 2, 3))
     admin = sa.create_engine(with_driver(sa.make_url(url)), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
+    # The dead run is alive while it is being built: another test's run on this server would
+    # rightly remove its empty databases before they hold their tables and markers.
+    with admin.connect() as building:
+        lock = sa.text("SELECT pg_advisory_lock(:c, :k)")
+        building.execute(lock, {"c": 0x706D, "k": run_lock_key(dead)})
         for name in (clone, empty, foreign):
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    for name, inner in ((clone, marker(dead)), (foreign, None)):
-        engine = sa.create_engine(with_driver(sa.make_url(url)).set(database=name), poolclass=NullPool)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("CREATE TABLE t (id int primary key)")
-            conn.exec_driver_sql("INSERT INTO t VALUES (1), (2)")
-            if inner:
-                conn.exec_driver_sql(f"COMMENT ON SCHEMA public IS '{inner}'")
-        engine.dispose()
+            building.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        for name, inner in ((clone, marker(dead)), (foreign, None)):
+            engine = sa.create_engine(with_driver(sa.make_url(url)).set(database=name), poolclass=NullPool)
+            with engine.begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE t (id int primary key)")
+                conn.exec_driver_sql("INSERT INTO t VALUES (1), (2)")
+                if inner:
+                    conn.exec_driver_sql(f"COMMENT ON SCHEMA public IS '{inner}'")
+            engine.dispose()
     try:
         project.revision(**users_table("a1"))
         result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
