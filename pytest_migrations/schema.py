@@ -252,7 +252,8 @@ class SnapshotTaker:
     postgresql: pg_catalog.Incremental | None = None
     """PostgreSQL snapshots that re-read only what DDL touched."""
     incremental: bool = field(default_factory=lambda: os.environ.get("PYTEST_MIGRATIONS_FULL_SNAPSHOTS") != "1")
-    """``False`` (``PYTEST_MIGRATIONS_FULL_SNAPSHOTS=1``): every PostgreSQL snapshot is a full catalog read."""
+    """``False`` (``PYTEST_MIGRATIONS_FULL_SNAPSHOTS=1``): every PostgreSQL and MariaDB snapshot is a full
+    catalog read (see :mod:`.pg_catalog` and :mod:`.mysql_catalog` for the incremental ones)."""
     verify: bool = field(default_factory=lambda: os.environ.get("PYTEST_MIGRATIONS_VERIFY_SNAPSHOTS") == "1")
     """Take every incremental snapshot a second time in full and fail on any difference: the
     plugin's own test suite runs so (``PYTEST_MIGRATIONS_VERIFY_SNAPSHOTS=1``)."""
@@ -269,6 +270,10 @@ class SnapshotTaker:
         dialect = connection.dialect.name
         if full and self.postgresql is not None:
             self.postgresql.forget(str(connection.engine.url.database))
+        if full and dialect in ("mysql", "mariadb"):
+            from . import mysql_catalog
+
+            mysql_catalog.SNAPSHOTS.forget()
         excluded = set(exclude_tables)
         fingerprints = dict(self._fingerprints(connection, list(schemas)))
         inspector: Inspector | None = None
@@ -291,6 +296,8 @@ class SnapshotTaker:
         return SchemaSnapshot(objects, dialect)
 
     def _fingerprints(self, connection: Connection, schemas: list[str | None]) -> Iterable[tuple[ObjectKey, Any]]:
+        if self.incremental and getattr(connection.dialect, "is_mariadb", False):
+            return self._mariadb_fingerprints(connection, schemas)
         if connection.dialect.name != "postgresql" or not self.incremental:
             return _fingerprints(connection, schemas, self.foreign_key_indexes)
         from . import pg_catalog  # at run time: pg_catalog imports this module
@@ -301,6 +308,22 @@ class SnapshotTaker:
         if self.verify:
             expected = SchemaSnapshot(dict(pg_catalog.read(connection, schemas)), "postgresql")
             actual = SchemaSnapshot(dict(objects), "postgresql")
+            if expected != actual:
+                lines = expected.diff(actual).render_lines("in the full read", "in the incremental one")
+                raise AssertionError("incremental snapshot differs from the full read:\n" + "\n".join(lines))
+        return objects
+
+    def _mariadb_fingerprints(self, connection: Connection, schemas: list[str | None]) -> list[tuple[ObjectKey, Any]]:
+        from . import mysql_catalog  # at run time: mysql_catalog imports this module
+
+        incremental = mysql_catalog.SNAPSHOTS
+        incremental.trust_recorder = self.verify
+        objects: list[tuple[ObjectKey, Any]] = []
+        for schema in schemas:
+            objects.extend(incremental.read(connection, schema, self.foreign_key_indexes))
+        if self.verify:
+            expected = SchemaSnapshot(dict(_fingerprints(connection, schemas, set(self.foreign_key_indexes))), "mysql")
+            actual = SchemaSnapshot(dict(objects), "mysql")
             if expected != actual:
                 lines = expected.diff(actual).render_lines("in the full read", "in the incremental one")
                 raise AssertionError("incremental snapshot differs from the full read:\n" + "\n".join(lines))
@@ -417,12 +440,16 @@ def _mysql_order(row: Sequence[Any]) -> tuple[Any, ...]:
     return (row[0], row[1] or "", row[2] or "", row[-1] or 0)
 
 
-def _mysql_rows(connection: Connection, schema: str | None) -> dict[str, list[tuple[Any, ...]]]:
-    """The rows of each of :data:`_MYSQL_PARTS`, as each part's own columns."""
+def mysql_raw_rows(connection: Connection, schema: str | None) -> list[tuple[Any, ...]]:
+    """Every row of :data:`_MYSQL_SNAPSHOT`: ``(part, table, name, ..., position)``, padded to one width."""
     query = _MYSQL_SNAPSHOT.format(s=":schema" if schema else "DATABASE()")
+    return [tuple(row) for row in connection.execute(sa.text(query), {"schema": schema} if schema else {})]
+
+
+def mysql_parts(raw: Iterable[Sequence[Any]]) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of each of :data:`_MYSQL_PARTS`, as each part's own columns, from :func:`mysql_raw_rows`."""
     rows: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in _MYSQL_PARTS}
-    result = connection.execute(sa.text(query), {"schema": schema} if schema else {}).all()
-    for kind, *values in sorted(result, key=_mysql_order):
+    for kind, *values in sorted(raw, key=_mysql_order):
         rows[kind].append(tuple(values[: len(_MYSQL_PARTS[kind][0])]))
     rows["indexes"] = [(t, n, int(non_unique), c, s, k) for t, n, non_unique, c, s, k in rows["indexes"]]
     rules = {(table, name): (update, delete) for table, name, update, delete in rows.pop("referential")}
@@ -440,10 +467,16 @@ _FOREIGN_KEY_INDEX_NOTE = (
 
 
 def _mysql_fingerprints(
-    connection: Connection, schema: str | None, foreign_key_indexes: set[tuple[str, str]]
+    connection: Connection,
+    schema: str | None,
+    foreign_key_indexes: set[tuple[str, str]],
+    raw: Iterable[Sequence[Any]] | None = None,
 ) -> Iterator[tuple[ObjectKey, Any]]:
-    """Flat information_schema queries, one per kind: MariaDB answers correlated ones very slowly."""
-    rows = _mysql_rows(connection, schema)
+    """Flat information_schema queries, one per kind: MariaDB answers correlated ones very slowly.
+
+    :param raw: the rows of :func:`mysql_raw_rows`, when the caller has them (see :mod:`.mysql_catalog`).
+    """
+    rows = mysql_parts(mysql_raw_rows(connection, schema) if raw is None else raw)
     facts: dict[str, list[tuple[str, str, str | None]]] = {}
     columns: dict[str, set[str]] = {}
     views = {name: definition for name, definition in rows["views"]}
