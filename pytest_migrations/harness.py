@@ -35,6 +35,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
 from . import roles, timings
+from .ahead import CloneAhead
 from .backends import Backend, controller_alive, database_name, run_id
 from .backends.server import MySQLBackend, PostgreSQLBackend
 from .backends.waits import ServerCanceller
@@ -101,6 +102,8 @@ class Harness:
         self._spares: list[DatabaseSet] = []
         """Fresh sets from :meth:`create` that nothing ran on (see :meth:`give_back`)."""
         self._templates: dict[frozenset[str], DatabaseSet] = {}
+        self._ahead: dict[frozenset[str], tuple[DatabaseSet, CloneAhead]] = {}
+        """The next clone of a template, being made while a test runs (see :mod:`.ahead`)."""
         self._live: tuple[str, LiveRun] | None = None
         self.step_timeout = step_timeout
         """Seconds one step may run before the watchdog stops it (``None``: no limit)."""
@@ -251,6 +254,10 @@ class Harness:
     def close(self) -> None:
         """Drop every database of this process."""
         self.end_live()
+        for dbs, ahead in self._ahead.values():
+            if not ahead.wait() and not ahead.finished:
+                self._owned.pop(dbs.key, None)  # a server that hangs: the next run's clean-up drops it
+        self._ahead.clear()
         for dbs in list(self._owned.values()):
             self.drop(dbs)
         self._cursor = None
@@ -414,9 +421,50 @@ class Harness:
             self._checkpoints[position] = dbs
 
     def from_template(self, applied: frozenset[str]) -> DatabaseSet | None:
-        """A new database set cloned from the template of ``applied``, if one was kept."""
+        """A new database set cloned from the template of ``applied``, if one was kept.
+
+        On PostgreSQL the clone after it is started at once, in the background (see :mod:`.ahead`).
+        """
         template = self._templates.get(applied)
-        return self.clone(template) if template is not None else None
+        if template is None:
+            return None
+        dbs = self._take_ahead(applied) or self.clone(template)
+        self._clone_ahead(applied, template)
+        return dbs
+
+    def _take_ahead(self, applied: frozenset[str]) -> DatabaseSet | None:
+        """The clone made ahead for ``applied``, once made; ``None`` when there is none or it failed."""
+        entry = self._ahead.pop(applied, None)
+        if entry is None:
+            return None
+        dbs, ahead = entry
+        if ahead.wait():
+            return dbs
+        if ahead.finished:
+            self.drop(dbs)  # it failed: drop what it made; the plain clone that follows reports why
+        else:
+            self._owned.pop(dbs.key, None)  # a server that hangs: the next run's clean-up drops it
+        return None
+
+    def _clone_ahead(self, applied: frozenset[str], template: DatabaseSet) -> None:
+        """Start cloning ``template`` for the next runner going to ``applied`` (PostgreSQL: one statement)."""
+        if not isinstance(self.backend, PostgreSQLBackend) or applied in self._ahead:
+            return
+        try:
+            names = self._names()
+        except ProviderError:
+            return  # the controller is gone: no more databases
+        backend = self.backend
+        dbs = DatabaseSet(names, {s: backend.url(n) for s, n in names.items()})
+        self._owned[dbs.key] = dbs  # registered first: close() drops it whatever happens
+        for section, name in names.items():
+            roles.LEDGER.cloned(template.names[section], name)
+
+        def make() -> None:
+            for section, name in names.items():
+                backend.clone(template.names[section], name)
+
+        self._ahead[applied] = (dbs, CloneAhead(make))
 
     def keep_template(self, applied: frozenset[str], dbs: DatabaseSet) -> None:
         """Keep a copy of ``dbs`` (at ``applied``): the next runner going there costs a clone, not a walk."""

@@ -382,3 +382,58 @@ def test_tables_in_another_schema_are_checked_too(project: Project) -> None:
             '*+ table "reporting.totals": present after the downgrade*',
         ]
     )
+
+
+_AHEAD = """
+import threading
+import time
+
+import pytest
+
+ahead = {}
+
+
+def _serials(runner):
+    \"\"\"Serial -> name of this run's databases on the server (pg_database is seen from any database).\"\"\"
+    prefix = runner.url().database.rsplit("_", 1)[0] + "_"
+    rows = runner.execute("SELECT datname FROM pg_database")
+    return {int(name.rsplit("_", 1)[1]): name for (name,) in rows if name.startswith(prefix)}
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_runner(migration_runner, n):
+    if n == 1 and FAIL_AHEAD:
+        backend = migration_runner._harness.backend
+        original = backend.clone
+
+        def clone(source, name):
+            if threading.current_thread().name == "pytest-migrations-clone-ahead":
+                raise RuntimeError("the server said no")
+            return original(source, name)
+
+        backend.clone = clone
+    assert migration_runner.upgrade("c3") == ("c3",)
+    assert migration_runner.execute("SELECT count(*) FROM users") == [(0,)]  # each runner has a copy of its own
+    migration_runner.insert("users", [{"id": n, "name": "x"}])
+    name = migration_runner.url().database
+    if n == 1 and not FAIL_AHEAD:  # the second runner there: the next clone is being made meanwhile
+        own = int(name.rsplit("_", 1)[1])
+        deadline = time.monotonic() + 30
+        while not any(serial > own for serial in _serials(migration_runner)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ahead["name"] = max(_serials(migration_runner).items())[1]
+    if n == 2 and not FAIL_AHEAD:
+        assert name == ahead["name"]  # made while test 1 ran, before this test asked for it
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["made", "failed"])
+def test_a_later_runner_takes_the_clone_made_ahead_and_none_is_left(project: Project, fail: bool) -> None:
+    """From the second runner going to a revision on, the next clone of its template is made while the test runs;
+    the next runner takes it. One that fails is replaced by a plain clone. None is left after the run."""
+    _history(project)
+    project.pytester.makepyfile(test_ahead=f"FAIL_AHEAD = {fail}\n" + _AHEAD)
+    url = server_url("postgresql")
+    result = project.pytester.runpytest("--migrations-url", url, "-p", "no:cacheprovider", "test_ahead.py")
+    result.assert_outcomes(passed=4)
+    assert plugin_databases("postgresql") == []
