@@ -150,19 +150,21 @@ def test_workers_stop_when_their_controller_is_killed(project: Project) -> None:
         project.revision(
             f"r{i:02d}",
             f"r{i - 1:02d}",
-            f'import pathlib, time\npathlib.Path("started").touch()\ntime.sleep(0.3)\nop.create_index("ix{i}", "users", ["id"])',
+            f'import os, pathlib, time\npathlib.Path(f"started-{{os.getpid()}}").touch()\ntime.sleep(0.3)\n'
+            f'op.create_index("ix{i}", "users", ["id"])',
             f'op.drop_index("ix{i}", "users")',
         )
     proc = start_pytest(project.root, "-n", "2", "--migrations-url", url, "--migrations-checks", "stairway", quiet=True)
     try:
         deadline = time.monotonic() + 60
-        while not (project.root / "started").exists():
+        while len(list(project.root.glob("started-*"))) < 2:  # both workers are migrating
             assert time.monotonic() < deadline and proc.poll() is None, "the migrations never started"
             time.sleep(0.05)
         workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
         assert workers
         proc.kill()
         proc.wait()
+        time.sleep(1)  # a CREATE DATABASE sent before the kill is committed by now
         existing = set(plugin_databases("postgresql"))
         created: set[str] = set()
         deadline = time.monotonic() + 20
