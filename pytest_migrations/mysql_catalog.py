@@ -16,9 +16,10 @@ A DDL statement no engine event saw (a raw DBAPI cursor, a stored procedure, ano
 process) must not go unnoticed. The server counts statements by kind (``Com_alter_table``,
 ``Com_create_index``, ...: global status, read in the same round trip as the rows). When
 the server counted another number of any kind than this process saw succeed since the
-last read, every database's last read is forgotten and this one is read whole. Another
-process doing DDL on the same server (an xdist worker) therefore costs full reads, never
-a wrong one. Also read whole: a database after ``USE``, ``CALL``, ``EXECUTE``, a
+last read, every database's last read is forgotten and this one is read whole, and so
+are the next ones (one round trip each) until a full read finds the server quiet again.
+Another process doing DDL on the same server (an xdist worker) therefore costs full
+reads, never a wrong one. Also read whole: a database after ``USE``, ``CALL``, ``EXECUTE``, a
 version comment (``/*!``), several statements in one string, or DDL naming another
 database (``RENAME TABLE a.t TO b.t``: both are forgotten).
 
@@ -271,6 +272,11 @@ class Incremental:
     """Do not consult the server's counters (verification against full reads does it instead)."""
     known: dict[str, _Read] = field(default_factory=dict)
     status: dict[str, int] | None = None
+    quiet: bool = True
+    """Whether the server counted no DDL but this process's between the last two reads. When it did (another
+    xdist worker, another run on the server), the next read is a full one at once, in one round trip:
+    an incremental attempt would most likely be refused too. A full read that finds the server quiet
+    again makes the next one incremental."""
     reads: Counter[str] = field(default_factory=Counter)
     """``full`` and ``incremental`` reads made, for tests and benchmarks."""
 
@@ -294,7 +300,7 @@ class Incremental:
         named = RECORDER.take(database) if database else Named(forget=True)
         last = self.known.get(database) if database and not named.forget else None
         read: _Read | None = None
-        if last is not None:
+        if last is not None and self.quiet:
             touched = _touched(named, last.rows)
             status, fresh = self._query(connection, schema, _lookups(touched, named, last.rows))
             if self._unchanged_elsewhere(status):
@@ -308,7 +314,8 @@ class Incremental:
                 RECORDER.clear()
         if read is None:
             status, rows = self._query(connection, schema, None)
-            if not self._unchanged_elsewhere(status):
+            self.quiet = self.status is None or self._unchanged_elsewhere(status)  # the first: nothing to compare
+            if not self.quiet:
                 self.known.clear()
                 RECORDER.clear()
             read = _Read(rows, _by_table(_mysql_fingerprints(connection, schema, foreign_key_indexes, rows), schema))

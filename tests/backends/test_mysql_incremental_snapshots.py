@@ -101,7 +101,8 @@ def _database(serial: int) -> tuple[MySQLBackend, str, sa.Engine]:
 
 def test_ddl_no_engine_event_saw_is_seen_by_the_servers_counters() -> None:
     """An ALTER sent on a raw DBAPI cursor: the server counted a statement this process did not see, so the
-    next snapshot is a full read and has the column (whatever other runs do on the server meanwhile)."""
+    next snapshot is a full read and has the column (whatever other runs do on the server meanwhile), and
+    the one after it too, at once (DDL elsewhere on the server is likely to go on)."""
     backend, name, engine = _database(9101)
     taker = SnapshotTaker(verify=False)
     try:
@@ -111,11 +112,19 @@ def test_ddl_no_engine_event_saw_is_seen_by_the_servers_counters() -> None:
             raw: Any = conn.connection.dbapi_connection
             with raw.cursor() as cursor:
                 cursor.execute("ALTER TABLE t ADD COLUMN unseen int")
+            before = dict(mysql_catalog.SNAPSHOTS.reads)
             snapshot = taker.capture(conn)
+            conn.exec_driver_sql("ALTER TABLE t ADD COLUMN seen int")
+            after = taker.capture(conn)
+            reads = {
+                kind: mysql_catalog.SNAPSHOTS.reads[kind] - before.get(kind, 0) for kind in ("full", "incremental")
+            }
     finally:
         engine.dispose()
         backend.drop(name)
     assert snapshot.table("t")["column unseen"] == "int(11) NULL"
+    assert after.table("t")["column seen"] == "int(11) NULL"
+    assert reads == {"full": 2, "incremental": 0}
 
 
 def test_a_snapshot_after_ddl_re_reads_only_what_it_named() -> None:
