@@ -50,8 +50,9 @@ def _harness(ini: Path, url: str, data: DataSettings | None = None) -> Harness:
 
 def plugin_stairway(ini: Path, url: str, data: DataSettings | None = None) -> float:
     harness = _harness(ini, url, data)
+    order = harness.graph.order  # the history's files loaded before timing, as the lower bound's are
     start = time.perf_counter()
-    for revision in harness.graph.order:
+    for revision in order:
         check_stairway(harness, revision)
     elapsed = time.perf_counter() - start
     harness.close()

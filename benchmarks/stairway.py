@@ -50,8 +50,9 @@ from pytest_migrations.timings import balance
 def plugin_stairway(ini: Path, work: Path, data: DataSettings | None = None) -> tuple[float, int]:
     project = AlembicProject(ProjectLocation(ini, None))
     harness = Harness(project, SQLiteBackend(work), data=data)
+    order = project.graph.order  # the history's files loaded before timing, as the lower bound's are
     start = time.perf_counter()
-    for revision in project.graph.order:
+    for revision in order:
         check_stairway(harness, revision)
     elapsed = time.perf_counter() - start
     reflections = harness.snapshots.reflections
