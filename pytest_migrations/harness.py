@@ -434,11 +434,13 @@ class Harness:
 
     def _take_ahead(self, applied: frozenset[str]) -> DatabaseSet | None:
         """The clone made ahead for ``applied``, once made; ``None`` when there is none or it failed."""
-        entry = self._ahead.pop(applied, None)
+        entry = self._ahead.get(applied)
         if entry is None:
             return None
         dbs, ahead = entry
-        if ahead.wait():
+        made = ahead.wait()  # still listed meanwhile: after a Ctrl-C here, close() waits for it before dropping
+        del self._ahead[applied]
+        if made:
             return dbs
         if ahead.finished:
             self.drop(dbs)  # it failed: drop what it made; the plain clone that follows reports why
