@@ -320,7 +320,9 @@ class ReflectionCache:
             fresh = sa.MetaData()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", sa.exc.SAWarning)
-                fresh.reflect(connection, only=missing)
+                # Not the tables they refer to: every table referring to a core one ("users") would reflect
+                # it again. Foreign keys resolve by name where :meth:`metadata` copies the tables together.
+                fresh.reflect(connection, only=missing, resolve_fks=False)
             for name in missing:
                 self.tables[(name, wanted[name])] = fresh.tables[name]
         return {name: self.tables[(name, facts)] for name, facts in wanted.items()}
