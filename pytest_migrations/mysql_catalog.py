@@ -280,12 +280,9 @@ class Incremental:
     reads: Counter[str] = field(default_factory=Counter)
     """``full`` and ``incremental`` reads made, for tests and benchmarks."""
 
-    def forget(self, database: str | None = None) -> None:
-        """Read ``database`` (``None``: every one) whole next time."""
-        if database is None:
-            self.known.clear()
-        else:
-            self.known.pop(database, None)
+    def forget(self) -> None:
+        """Read every database whole next time."""
+        self.known.clear()
 
     def read(
         self, connection: Connection, schema: str | None, foreign_key_indexes: set[tuple[str, str]]

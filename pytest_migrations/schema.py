@@ -306,11 +306,7 @@ class SnapshotTaker:
             self.postgresql = pg_catalog.Incremental()
         objects = self.postgresql.read(connection, schemas)
         if self.verify:
-            expected = SchemaSnapshot(dict(pg_catalog.read(connection, schemas)), "postgresql")
-            actual = SchemaSnapshot(dict(objects), "postgresql")
-            if expected != actual:
-                lines = expected.diff(actual).render_lines("in the full read", "in the incremental one")
-                raise AssertionError("incremental snapshot differs from the full read:\n" + "\n".join(lines))
+            _same_as_full(pg_catalog.read(connection, schemas), objects, "postgresql")
         return objects
 
     def _mariadb_fingerprints(self, connection: Connection, schemas: list[str | None]) -> list[tuple[ObjectKey, Any]]:
@@ -322,12 +318,18 @@ class SnapshotTaker:
         for schema in schemas:
             objects.extend(incremental.read(connection, schema, self.foreign_key_indexes))
         if self.verify:
-            expected = SchemaSnapshot(dict(_fingerprints(connection, schemas, set(self.foreign_key_indexes))), "mysql")
-            actual = SchemaSnapshot(dict(objects), "mysql")
-            if expected != actual:
-                lines = expected.diff(actual).render_lines("in the full read", "in the incremental one")
-                raise AssertionError("incremental snapshot differs from the full read:\n" + "\n".join(lines))
+            _same_as_full(_fingerprints(connection, schemas, set(self.foreign_key_indexes)), objects, "mysql")
         return objects
+
+
+def _same_as_full(
+    full: Iterable[tuple[ObjectKey, Any]], incremental: Iterable[tuple[ObjectKey, Any]], dialect: str
+) -> None:
+    """Fail, with the difference, when an incremental read is not what the full read gives."""
+    expected, actual = SchemaSnapshot(dict(full), dialect), SchemaSnapshot(dict(incremental), dialect)
+    if expected != actual:
+        lines = expected.diff(actual).render_lines("in the full read", "in the incremental one")
+        raise AssertionError("incremental snapshot differs from the full read:\n" + "\n".join(lines))
 
 
 def _qualified(schema: str | None, name: str) -> str:
@@ -440,14 +442,14 @@ def _mysql_order(row: Sequence[Any]) -> tuple[Any, ...]:
     return (row[0], row[1] or "", row[2] or "", row[-1] or 0)
 
 
-def mysql_raw_rows(connection: Connection, schema: str | None) -> list[tuple[Any, ...]]:
+def _mysql_raw_rows(connection: Connection, schema: str | None) -> list[tuple[Any, ...]]:
     """Every row of :data:`_MYSQL_SNAPSHOT`: ``(part, table, name, ..., position)``, padded to one width."""
     query = _MYSQL_SNAPSHOT.format(s=":schema" if schema else "DATABASE()")
     return [tuple(row) for row in connection.execute(sa.text(query), {"schema": schema} if schema else {})]
 
 
-def mysql_parts(raw: Iterable[Sequence[Any]]) -> dict[str, list[tuple[Any, ...]]]:
-    """The rows of each of :data:`_MYSQL_PARTS`, as each part's own columns, from :func:`mysql_raw_rows`."""
+def _mysql_parts(raw: Iterable[Sequence[Any]]) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of each of :data:`_MYSQL_PARTS`, as each part's own columns, from :func:`_mysql_raw_rows`."""
     rows: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in _MYSQL_PARTS}
     for kind, *values in sorted(raw, key=_mysql_order):
         rows[kind].append(tuple(values[: len(_MYSQL_PARTS[kind][0])]))
@@ -474,9 +476,9 @@ def _mysql_fingerprints(
 ) -> Iterator[tuple[ObjectKey, Any]]:
     """Flat information_schema queries, one per kind: MariaDB answers correlated ones very slowly.
 
-    :param raw: the rows of :func:`mysql_raw_rows`, when the caller has them (see :mod:`.mysql_catalog`).
+    :param raw: the rows of :func:`_mysql_raw_rows`, when the caller has them (see :mod:`.mysql_catalog`).
     """
-    rows = mysql_parts(mysql_raw_rows(connection, schema) if raw is None else raw)
+    rows = _mysql_parts(_mysql_raw_rows(connection, schema) if raw is None else raw)
     facts: dict[str, list[tuple[str, str, str | None]]] = {}
     columns: dict[str, set[str]] = {}
     views = {name: definition for name, definition in rows["views"]}
