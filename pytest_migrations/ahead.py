@@ -2,11 +2,12 @@
 
 A ``migration_runner`` going to a state an earlier one reached gets a clone of the
 template kept there (see :meth:`.harness.Harness.from_template`). On PostgreSQL that is
-``CREATE DATABASE ... TEMPLATE``: one statement, but 100 to 200 ms of copying on the
-server, and a test suite whose every test upgrades its runner to ``head`` pays it per
-test. Once a template has been cloned for one runner it is likely to be asked for again,
-so the next clone is started at once, on a thread of its own, while the test runs: the
-next runner going there takes it ready (or waits for the rest of it).
+``CREATE DATABASE ... TEMPLATE``: one statement, but 50 to 500 ms of copying on the
+server (it writes the whole database to the WAL), and a test suite whose every test
+upgrades its runner to ``head`` pays it per test. Once a template has been cloned for
+one runner it is likely to be asked for again, so the next clone is started at once, on
+a thread of its own, while the test runs: the next runner going there takes it ready
+(or waits for the rest of it).
 
 A clone ahead is the plugin's like any other: its name is the run's, it is registered
 before the statement is sent, and :meth:`.harness.Harness.close` waits for it (bounded)

@@ -217,13 +217,17 @@ class Harness:
         else:
             clone = self.backend.clone
         dbs = DatabaseSet(names, {s: clone(source.names[s], n) for s, n in names.items()})
-        self._owned[dbs.key] = dbs
+        self._own_clone(source, dbs)
         if self.shared is not None:
             reverse = {**{source.names[s]: n for s, n in names.items()}, **renames}
             self.shared.cloned(source.key, dbs.key, reverse)
-        for section, name in names.items():
-            roles.LEDGER.cloned(source.names[section], name)
         return dbs
+
+    def _own_clone(self, source: DatabaseSet, dbs: DatabaseSet) -> None:
+        """Register ``dbs``, a clone of ``source``: :meth:`close` drops it, and it holds the roles ``source`` holds."""
+        self._owned[dbs.key] = dbs
+        for section, name in dbs.names.items():
+            roles.LEDGER.cloned(source.names[section], name)
 
     def give_back(self, dbs: DatabaseSet) -> None:
         """Take back a set from :meth:`create` that nothing ran on: the next :meth:`create` returns it.
@@ -255,8 +259,7 @@ class Harness:
         """Drop every database of this process."""
         self.end_live()
         for dbs, ahead in self._ahead.values():
-            if not ahead.wait() and not ahead.finished:
-                self._owned.pop(dbs.key, None)  # a server that hangs: the next run's clean-up drops it
+            self._settle(dbs, ahead)
         self._ahead.clear()
         for dbs in list(self._owned.values()):
             self.drop(dbs)
@@ -438,15 +441,21 @@ class Harness:
         if entry is None:
             return None
         dbs, ahead = entry
-        made = ahead.wait()  # still listed meanwhile: after a Ctrl-C here, close() waits for it before dropping
+        made = self._settle(dbs, ahead)  # still listed meanwhile: after a Ctrl-C here, close() waits for it too
         del self._ahead[applied]
         if made:
             return dbs
         if ahead.finished:
             self.drop(dbs)  # it failed: drop what it made; the plain clone that follows reports why
-        else:
-            self._owned.pop(dbs.key, None)  # a server that hangs: the next run's clean-up drops it
         return None
+
+    def _settle(self, dbs: DatabaseSet, ahead: CloneAhead) -> bool:
+        """Wait for a clone made ahead; whether it is made. One still running then (a server that hangs) is
+        no longer this process's to drop: its DROP would wait on the CREATE. The next run's clean-up drops it."""
+        made = ahead.wait()
+        if not made and not ahead.finished:
+            self._owned.pop(dbs.key, None)
+        return made
 
     def _clone_ahead(self, applied: frozenset[str], template: DatabaseSet) -> None:
         """Start cloning ``template`` for the next runner going to ``applied`` (PostgreSQL: one statement)."""
@@ -458,9 +467,7 @@ class Harness:
             return  # the controller is gone: no more databases
         backend = self.backend
         dbs = DatabaseSet(names, {s: backend.url(n) for s, n in names.items()})
-        self._owned[dbs.key] = dbs  # registered first: close() drops it whatever happens
-        for section, name in names.items():
-            roles.LEDGER.cloned(template.names[section], name)
+        self._own_clone(template, dbs)  # registered first: close() drops it whatever happens
 
         def make() -> None:
             for section, name in names.items():
