@@ -169,10 +169,10 @@ def test_ddl_as_another_role_is_logged_and_seen() -> None:
     assert taker.postgresql is not None and taker.postgresql.reads == {"full": 1, "incremental": 2}
 
 
-def test_a_new_database_reads_touched_relations_through_a_function_planned_once() -> None:
-    """The incremental read is a function of the DDL schema (planned once per session, not per snapshot),
-    and a snapshot after DDL goes through it: an install that left it out would only be slower, never wrong,
-    so only this test sees it."""
+def test_a_new_database_reads_touched_objects_through_functions_planned_once() -> None:
+    """The incremental reads are functions of the DDL schema (planned once per session, not per snapshot),
+    and a snapshot after DDL goes through them, for relations and for the other objects (an enum here):
+    an install that left them out would only be slower, never wrong, so only this test sees it."""
     import sqlalchemy as sa
 
     from pytest_migrations import pg_catalog
@@ -185,29 +185,42 @@ def test_a_new_database_reads_touched_relations_through_a_function_planned_once(
     backend = PostgreSQLBackend(with_driver(sa.make_url(server_url("postgresql"))))
     name = f"pytest_migrations_{RUN_ID}_main_9002"
     engine = sa.create_engine(backend.create(name))
-    calls: list[str] = []
-    real = pg_catalog.Incremental._relations
+    calls: list[tuple[str, str]] = []
+    reads = {part: getattr(pg_catalog.Incremental, part) for part in ("_relations", "_others")}
 
-    def spy(self: Any, *args: Any, **kw: Any) -> None:
-        calls.append("function" if kw.get("function") else "query")
-        real(self, *args, **kw)
+    def spy(part: str) -> Any:
+        def read(self: Any, *args: Any, **kw: Any) -> None:
+            calls.append((part, "function" if kw.get("function") else "query"))
+            reads[part](self, *args, **kw)
+
+        return read
 
     taker = SnapshotTaker(verify=True)
     try:
         with engine.begin() as conn:
-            assert conn.exec_driver_sql(
-                f"SELECT to_regprocedure('{pg_catalog.DDL_SCHEMA}.relations_of(oid[], oid[], name[])')"
-            ).scalar()
-            pg_catalog.Incremental._relations = spy  # type: ignore[method-assign]
+            for function in ("relations_of(oid[], oid[], name[])", "others(name[])"):
+                assert conn.exec_driver_sql(f"SELECT to_regprocedure('{pg_catalog.DDL_SCHEMA}.{function}')").scalar()
+            for part in reads:
+                setattr(pg_catalog.Incremental, part, spy(part))
             taker.capture(conn)
-            conn.exec_driver_sql("CREATE TABLE t (id int PRIMARY KEY)")
+            conn.exec_driver_sql("CREATE TYPE mood AS ENUM ('calm', 'cross')")
+            conn.exec_driver_sql("CREATE TABLE t (id int PRIMARY KEY, m mood)")
             snapshot = taker.capture(conn)
     finally:
-        pg_catalog.Incremental._relations = real  # type: ignore[method-assign]
+        for part, real in reads.items():
+            setattr(pg_catalog.Incremental, part, real)
         engine.dispose()
         backend.drop(name)
     assert snapshot.table("t")["column id"] == "integer NOT NULL"
-    assert calls == ["query", "function"]  # the first snapshot reads everything; the next, what DDL touched
+    assert snapshot.objects[("enum", "mood")].as_dict() == {"labels": "calm, cross"}
+    # The first snapshot reads every relation with a query (the function reads only touched ones),
+    # the others through their function; the next reads what DDL touched, both through functions.
+    assert calls == [
+        ("_relations", "query"),
+        ("_others", "function"),
+        ("_relations", "function"),
+        ("_others", "function"),
+    ]
 
 
 def test_a_difference_is_reported_from_a_full_read(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
