@@ -357,21 +357,37 @@ the session, and ``plan_cache_mode = force_generic_plan`` on the function makes 
 calls."""
 
 
-def _relations_of_function() -> str:
-    body = _PG_RELATIONS_OF.replace(
-        "(CAST(:everything AS boolean) OR c.oid IN (SELECT oid FROM owner))", "c.oid IN (SELECT oid FROM owner)"
-    )
-    for name, position in (("touched", 1), ("extra", 2), ("schemas", 3)):
-        body = re.sub(rf"CAST\(:{name} AS \w+\[\]\)", f"${position}", body)
+def _query_function(name: str, query: str, parameters: tuple[tuple[str, str], ...], returns: str) -> str:
+    """``CREATE FUNCTION`` for *name*, a PL/pgSQL function that returns the rows of *query*.
+
+    *parameters* are the query's bound parameters in the function's order, as ``(name, SQL
+    type)``: each ``CAST(:name AS type)`` of the query becomes the function's positional argument.
+    *returns* is the body of ``RETURNS TABLE (...)``: the output column names must differ from
+    the query's own, which PL/pgSQL would otherwise take for variables."""
+    body = query
+    for position, (parameter, sql_type) in enumerate(parameters, start=1):
+        body = body.replace(f"CAST(:{parameter} AS {sql_type})", f"${position}")
     assert ":" not in re.sub(r"::|'[^']*'", "", body), "every parameter of the query is one of the function's"
-    return f"""CREATE FUNCTION {_RELATIONS_OF_FUNCTION}(oid[], oid[], name[])
-RETURNS TABLE (r_oid oid, r_parts oid[], r_kind "char", r_schema name, r_name name, r_columns json,
-               r_constraints json, r_indexes json, r_triggers json, r_comment text, r_view text)
+    arguments = ", ".join(sql_type for _, sql_type in parameters)
+    return f"""CREATE FUNCTION {name}({arguments})
+RETURNS TABLE ({returns})
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
   RETURN QUERY {body.strip()};
 END
 $$"""
+
+
+def _relations_of_function() -> str:
+    return _query_function(
+        _RELATIONS_OF_FUNCTION,
+        _PG_RELATIONS_OF.replace(
+            "(CAST(:everything AS boolean) OR c.oid IN (SELECT oid FROM owner))", "c.oid IN (SELECT oid FROM owner)"
+        ),
+        (("touched", "oid[]"), ("extra", "oid[]"), ("schemas", "name[]")),
+        'r_oid oid, r_parts oid[], r_kind "char", r_schema name, r_name name, r_columns json,\n'
+        "               r_constraints json, r_indexes json, r_triggers json, r_comment text, r_view text",
+    )
 
 
 _OTHERS_FUNCTION = f"{DDL_SCHEMA}.others"
@@ -381,15 +397,12 @@ plan, 0.8 ms."""
 
 
 def _others_function() -> str:
-    body = re.sub(r"CAST\(:schemas AS name\[\]\)", "$1", _PG_OTHERS)
-    assert ":" not in re.sub(r"::|'[^']*'", "", body), "every parameter of the query is one of the function's"
-    return f"""CREATE FUNCTION {_OTHERS_FUNCTION}(name[])
-RETURNS TABLE (o_oid oid, o_kind text, o_schema text, o_name text, o_detail text, o_definition text)
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
-BEGIN
-  RETURN QUERY {body.strip()};
-END
-$$"""
+    return _query_function(
+        _OTHERS_FUNCTION,
+        _PG_OTHERS,
+        (("schemas", "name[]"),),
+        "o_oid oid, o_kind text, o_schema text, o_name text, o_detail text, o_definition text",
+    )
 
 
 INSTALL = [
