@@ -29,21 +29,27 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from history import generate, time_direct_steps, time_pytest_stairway
 
+from pytest_migrations.catalog import DEFAULT_IMAGES
 from pytest_migrations.checks import check_stairway
 from pytest_migrations.data import DataSettings
 from pytest_migrations.harness import Harness
 from pytest_migrations.location import ProjectLocation
 from pytest_migrations.project import AlembicProject
-from pytest_migrations.providers import with_driver
+from pytest_migrations.providers import dialect_of
 from pytest_migrations.runner import MigrationRunner
-from pytest_migrations.servers import BACKENDS, CHECKPOINT_EVERY
+from pytest_migrations.servers import CHECKPOINT_EVERY, ServerPool, backend_for
 from pytest_migrations.timings import balance
+
+_pools: dict[str, ServerPool] = {}
+"""One pool per server URL for the benchmark's life: it holds the run lock as a pytest run does, so
+that another run's dead-run clean-up on the same server does not drop the benchmark's databases."""
 
 
 def _harness(ini: Path, url: str, data: DataSettings | None = None) -> Harness:
-    server_url = with_driver(sa.make_url(url))
-    backend = BACKENDS[server_url.get_backend_name()](server_url)
-    dialect = backend.dialect
+    dialect = dialect_of(url)
+    if url not in _pools:
+        _pools[url] = ServerPool({dialect: url}, "url", dict(DEFAULT_IMAGES))
+    backend = backend_for(_pools[url].get(dialect))
     project = AlembicProject(ProjectLocation(ini, None))
     return Harness(project, backend, checkpoint_every=CHECKPOINT_EVERY[dialect], data=data)
 
@@ -102,6 +108,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    try:
+        measure(args)
+    finally:
+        for pool in _pools.values():
+            pool.stop()
+
+
+def measure(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with contextlib.redirect_stdout(io.StringIO()):
             ini = generate(Path(tmp) / "h", args.size)
