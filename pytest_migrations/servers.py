@@ -24,6 +24,7 @@ create users, migrations run as that user, and the report header says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from .exceptions import ProviderError
 from .harness import Harness
 from .policy import Policy
 from .project import AlembicProject
-from .providers import Server, start_server
+from .providers import Server, start_server, with_driver
 from .urls import mask
 
 BACKENDS: dict[str, type[ServerBackend]] = {"postgresql": PostgreSQLBackend, "mysql": MySQLBackend}
@@ -117,7 +118,10 @@ class ServerPool:
             line = f"{dialect} via {server.source} {server.detail or mask(server.admin_url)}".strip()
             return f"{line} ({server.run_user_note})" if server.run_user_note else line
         if dialect in self.urls:
-            return f"{dialect} via url {mask(self.urls[dialect])}"
+            shown: str | sa.URL = self.urls[dialect]
+            with contextlib.suppress(sa.exc.ArgumentError):
+                shown = with_driver(make_url(shown))  # the driver the migrations will use, named
+            return f"{dialect} via url {mask(shown)}"
         how = self.provider if self.provider != "auto" else "container if Docker answers, else local"
         return f"{dialect} via {how} ({self.images[dialect]})"
 

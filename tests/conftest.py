@@ -70,6 +70,14 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def mysqlclient() -> None:
+    """Skip a test of the mysqlclient driver (``mysql+mysqldb``) where it is not installed; in CI that is a failure."""
+    import importlib.util
+
+    if importlib.util.find_spec("MySQLdb") is None:
+        unavailable("mysqlclient is not installed (it builds against MariaDB's client headers; .ci/run installs both)")
+
+
 def server_url(dialect: str) -> str:
     """The URL of a running server for the URL-provider tests, or a skip saying why there is none."""
     url = SERVER_URLS[dialect]

@@ -17,6 +17,7 @@ stopped at the end of the run, including after Ctrl-C.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,19 +29,46 @@ from ..urls import password_in_field
 
 SERVER_DIALECTS = ("postgresql", "mysql")
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
-"""The driver a URL without one gets, when it is installed (see :func:`driver_for`)."""
+"""The driver a URL without one gets when neither SQLAlchemy's default driver nor any of
+:data:`_ALTERNATIVES` is installed: the one the error message then asks to install."""
 
-_ALTERNATIVES = {"postgresql": ("psycopg2", "psycopg"), "mysql": ("pymysql",)}
+_ALTERNATIVES = {"postgresql": ("psycopg2", "psycopg"), "mysql": ("pymysql", "mysqldb")}
+"""Drivers tried, in order, when SQLAlchemy's default driver for the dialect is not installed."""
 
 
+@functools.cache
 def driver_for(dialect: str) -> str:
-    """``dialect+driver`` for a server URL: psycopg2 or psycopg (3) for PostgreSQL, whichever is installed."""
+    """``dialect+driver`` for a server URL that names no driver: what that URL means to SQLAlchemy.
+
+    SQLAlchemy gives ``mysql://`` to mysqlclient (``mysqldb``) and ``postgresql://`` to
+    psycopg (2.1) or psycopg2 (2.0). The plugin runs the migrations through that same
+    driver when it is installed, because drivers differ in what a migration may send (several
+    statements in one ``op.execute``, parameter styles): a history tested through another
+    driver than production's can fail where production does not. Only when the default is not
+    installed does the first installed of :data:`_ALTERNATIVES` serve.
+    """
     import importlib.util
 
-    for module in _ALTERNATIVES.get(dialect, ()):
-        if importlib.util.find_spec(module) is not None:
-            return f"{dialect}+{module}"
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        default = make_url(f"{dialect}://").get_dialect()
+    except NoSuchModuleError:
+        return dialect
+    try:
+        default.import_dbapi()
+    except ImportError:
+        pass
+    else:
+        return f"{dialect}+{default.driver}"
+    for driver in _ALTERNATIVES.get(dialect, ()):
+        if importlib.util.find_spec(_DBAPI_MODULES.get(driver, driver)) is not None:
+            return f"{dialect}+{driver}"
     return DEFAULT_DRIVERS.get(dialect, dialect)
+
+
+_DBAPI_MODULES = {"mysqldb": "MySQLdb"}
+"""The module a driver's name stands for, where the two differ."""
 
 
 @dataclass

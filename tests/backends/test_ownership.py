@@ -14,7 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from pytest_migrations.backends import database_name, marker, marker_run, run_id, run_of
 from pytest_migrations.exceptions import ProviderError
-from pytest_migrations.providers import Server, with_driver
+from pytest_migrations.providers import Server, driver_for, with_driver
 from pytest_migrations.servers import backend_for, run_lock_key, run_lock_name
 
 from ..conftest import RUN_ID, SERVER_URLS, plugin_databases, server_url
@@ -378,10 +378,10 @@ def test_a_password_query_parameter_never_appears_in_output(project: Project, di
     if dialect == "postgresql":
         result.assert_outcomes(failed=2)
         assert "the hook failed" in output
-        assert "<MigrationRunner postgresql+psycopg2://postgres:***@" in output
+        assert f"<MigrationRunner {driver_for('postgresql')}://postgres:***@" in output
     else:
         result.assert_outcomes(failed=1, errors=1)
-        assert "cannot connect to the mysql server at mysql+pymysql://root:***@127.0.0.1:3306" in output
+        assert f"cannot connect to the mysql server at {driver_for('mysql')}://root:***@127.0.0.1:3306" in output
 
 
 def test_a_postgresql_database_of_a_run_killed_before_its_marker_is_proven_or_left_alone(project: Project) -> None:

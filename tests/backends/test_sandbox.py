@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from ..conftest import RUN_ID, SERVER_URLS, server_url
+from ..conftest import RUN_ID, SERVER_URLS, mysqlclient, server_url
 from ..helpers import Project, users_table
 
 ONLINE = "    connectable = engine_from_config(\n        config.get_section(config.config_ini_section, {}),"
@@ -76,16 +76,23 @@ def test_connect_args_naming_another_postgresql_database_are_refused(project: Pr
     assert _fingerprint(pg_victim) == before
 
 
-def test_connect_args_naming_another_mariadb_database_are_refused(project: Project, mysql_victim: str) -> None:
-    """The same with PyMySQL's connect_args={"database": victim}: the server already refuses the run's user."""
+@pytest.mark.parametrize(("driver", "keyword"), [("pymysql", "database"), ("mysqldb", "db")])
+def test_connect_args_naming_another_mariadb_database_are_refused(
+    project: Project, mysql_victim: str, driver: str, keyword: str
+) -> None:
+    """connect_args naming another database, in each driver's own keyword (PyMySQL's database=, mysqlclient's
+    db=): the server already refuses the run's user."""
+    if driver == "mysqldb":
+        mysqlclient()
     before = _fingerprint(mysql_victim)
     victim = sa.make_url(mysql_victim).database
     project.revision(**users_table("a1"))
     project.edit_env(
         "        poolclass=pool.NullPool,\n",
-        f"        poolclass=pool.NullPool,\n        connect_args={{'database': {victim!r}}},\n",
+        f"        poolclass=pool.NullPool,\n        connect_args={{{keyword!r}: {victim!r}}},\n",
     )
-    result = project.run("--migrations-url", SERVER_URLS["mysql"], "--migrations-checks", "upgrade_to_head,stairway")
+    url = sa.make_url(SERVER_URLS["mysql"]).set(drivername=f"mysql+{driver}").render_as_string(hide_password=False)
+    result = project.run("--migrations-url", url, "--migrations-checks", "upgrade_to_head,stairway")
     result.assert_outcomes(failed=2)
     # Migrations run as a per-run user granted only the run's databases: MariaDB refuses it (1044).
     result.stdout.fnmatch_lines([f"*(1044, *Access denied for user 'pm_*' to database '{victim}'*"])

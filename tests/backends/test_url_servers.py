@@ -12,7 +12,7 @@ from sqlalchemy.pool import NullPool
 from pytest_migrations.providers import with_driver
 from pytest_migrations.servers import run_lock_key
 
-from ..conftest import RUN_ID, SERVER_URLS, plugin_databases, server_url
+from ..conftest import RUN_ID, SERVER_URLS, mysqlclient, plugin_databases, server_url
 from ..helpers import Project, users_table
 
 DIALECTS = ["postgresql", "mysql"]
@@ -159,6 +159,31 @@ def test_migration_failing_half_way_on_mariadb_says_what_was_applied(project: Pr
             '*+ table "users": index ix_users_email (email) BTREE: present after the failure*',
         ]
     )
+
+
+TWO_STATEMENTS = 'op.execute("CREATE TABLE a1 (id INT PRIMARY KEY); CREATE TABLE b1 (id INT PRIMARY KEY)")'
+
+
+def test_a_mysql_url_without_a_driver_runs_through_the_driver_sqlalchemy_gives_it(project: Project) -> None:
+    """``mysql://`` is mysqlclient's to SQLAlchemy (``mysql+mysqldb``), and mysqlclient sends two statements in
+    one ``op.execute`` where PyMySQL refuses them: the migrations run through the driver the URL means, the header
+    names it, and what the two statements made is all seen (a downgrade that leaves one table is caught)."""
+    mysqlclient()
+    server_url("mysql")
+    driverless = sa.make_url(SERVER_URLS["mysql"]).set(drivername="mysql")
+    project.revision("a1", None, TWO_STATEMENTS, 'op.drop_table("b1")\nop.drop_table("a1")')
+    project.revision("b2", "a1", TWO_STATEMENTS.replace("1 ", "2 "), 'op.drop_table("a2")')
+    result = project.run(
+        "--migrations-url", driverless.render_as_string(hide_password=False), "--migrations-checks", "stairway"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["migrations: *mysql via url mysql+mysqldb://*"])
+    result.stdout.fnmatch_lines(['*+ table "b2"*'])
+
+    pymysql = driverless.set(drivername="mysql+pymysql").render_as_string(hide_password=False)
+    result = project.run("--migrations-url", pymysql, "--migrations-checks", "stairway")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["migrations: *mysql via url mysql+pymysql://*", "*upgrade of revision a1 *1064*"])
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

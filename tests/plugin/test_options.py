@@ -176,10 +176,12 @@ def test_relative_script_location_works_from_another_directory(
 def test_missing_driver_is_one_clear_error(project: Project) -> None:
     """A URL naming a driver that is not installed fails the items with the install hint."""
     project.revision(**users_table("a1"))
-    result = project.run("--migrations-url", "mysql+mysqldb://root@127.0.0.1:9/", "--migrations-checks", "stairway")
+    result = project.run(
+        "--migrations-url", "mysql+mariadbconnector://root@127.0.0.1:9/", "--migrations-checks", "stairway"
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*the driver of mysql+mysqldb://root@127.0.0.1:9/ is not installed*pytest-migrations[[]mysql]*"]
+        ["*the driver of mysql+mariadbconnector://root@127.0.0.1:9/ is not installed*pytest-migrations[[]mysql]*"]
     )
 
 
