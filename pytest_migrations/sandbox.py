@@ -90,6 +90,7 @@ def install() -> None:
     """Listen to every engine's new connections (once per process)."""
     global _installed
     if not _installed:
+        event.listen(Engine, "do_connect", _check_sqlite_target)
         event.listen(Engine, "connect", _check_landing)
         event.listen(Engine, "checkout", _check_checkout)
         event.listen(Engine, "before_cursor_execute", _before_statement, retval=True)
@@ -167,6 +168,22 @@ def _check_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     allowed = _allowed.get()
     if allowed is not None and record.info.get(_CHECKED) is not allowed:
         _check_landing(dbapi_connection, record)
+
+
+def _check_sqlite_target(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+    """A SQLite file outside the run is refused before the driver opens it: sqlite3 creates a missing
+    file when it connects, and a refused connection must not leave an empty database behind (an
+    application's own ``app.db`` where there was none). A ``file:`` URI is left to
+    :func:`_check_landing`, which asks the connection where it landed."""
+    allowed = _allowed.get()
+    if allowed is None or dialect.name != "sqlite":
+        return
+    path = cparams.get("database", cargs[0] if cargs else "")
+    if not isinstance(path, str) or path in ("", ":memory:") or cparams.get("uri") or path.startswith("file:"):
+        return
+    real = os.path.realpath(path)
+    if real not in allowed.files:
+        _refuse(f"the SQLite file {real}")
 
 
 def _check_landing(dbapi_connection: Any, record: Any) -> None:

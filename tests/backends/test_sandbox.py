@@ -132,6 +132,20 @@ def test_env_py_writing_to_another_sqlite_file_is_refused(project: Project) -> N
     assert precious.read_bytes() == before
 
 
+def test_env_py_connecting_to_a_sqlite_file_that_does_not_exist_leaves_no_file(project: Project) -> None:
+    """An application's own SQLite file (Airflow's airflow.db under AIRFLOW_HOME): refused before sqlite3 creates it,
+    so a run leaves no empty database file where none was."""
+    absent = project.root / "home" / "app.db"
+    absent.parent.mkdir()
+    project.revision(**users_table("a1"))
+    project.edit_env(ONLINE, WRITE_FIRST.format(url=f"sqlite:///{absent}") + ONLINE)
+    result = project.run("--migrations-checks", "upgrade_to_head,stairway")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*env.py (line *) connected to the SQLite file *app.db*refused before any statement*"])
+    assert not absent.exists()
+    assert list(absent.parent.iterdir()) == []
+
+
 def test_migration_opening_its_own_engine_is_refused(project: Project, pg_victim: str) -> None:
     """A migration inserting through sa.create_engine(OTHER_URL) fails naming its file; the victim gains no row."""
     before = _fingerprint(pg_victim)

@@ -186,6 +186,29 @@ def test_a_mysql_url_without_a_driver_runs_through_the_driver_sqlalchemy_gives_i
     result.stdout.fnmatch_lines(["migrations: *mysql via url mysql+pymysql://*", "*upgrade of revision a1 *1064*"])
 
 
+def test_a_mariadb_primary_key_whose_order_a_downgrade_reverses_is_named_plainly(project: Project) -> None:
+    """A downgrade re-creating a composite primary key in the other column order (Airflow's 0041): the
+    difference names the key's columns in order, and does not call a primary key UNIQUE."""
+    url = server_url("mysql")
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("pairs", sa.Column("a", sa.Integer), sa.Column("b", sa.Integer), '
+        'sa.PrimaryKeyConstraint("a", "b"))',
+        'op.drop_table("pairs")',
+    )
+    project.revision(
+        "b2",
+        "a1",
+        'op.add_column("pairs", sa.Column("c", sa.Integer))',
+        'op.drop_column("pairs", "c")\nop.execute("ALTER TABLE pairs DROP PRIMARY KEY, ADD PRIMARY KEY (b, a)")',
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(['*~ table "pairs": primary key: (a, b) BTREE*(b, a) BTREE*'])
+    assert "primary key: UNIQUE" not in result.stdout.str()
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_password_never_appears_in_output(project: Project, dialect: str) -> None:
     """A URL's password is masked in the header, in failures and in -v output."""
