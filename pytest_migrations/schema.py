@@ -25,7 +25,8 @@ What is *no* difference, dialect by dialect:
   same table. Such facts are keyed by their definition, and a sequence owned by a column
   (serial or identity) is a fact of that column, not an object of its own. MySQL/MariaDB
   names an unnamed index after its first column (``team_id``, ``team_id_2``), the index it
-  creates for a foreign key after that key, unnamed foreign keys ``<table>_ibfk_<n>`` and
+  creates for a foreign key after that key (an unnamed key's after its column, a name it
+  keeps when the column is renamed), unnamed foreign keys ``<table>_ibfk_<n>`` and
   unnamed checks ``CONSTRAINT_<n>`` or after their column: likewise keyed by definition.
   The name is still shown in the report (a *note* of the fact).
 * Equal values spelled differently: SQLite's ``false``/``'0'``/``0`` and
@@ -504,11 +505,11 @@ def _mysql_fingerprints(
         unique = "" if group[0][2] else "UNIQUE "
         cols = _cols(f"{r[3]}({r[4]})" if r[4] else r[3] for r in group)
         detail = f"{unique}{cols} {group[0][5]}".strip()
-        if name == "PRIMARY":
-            facts.setdefault(table, []).append(("primary key", detail, None))
+        if name == "PRIMARY":  # unique by being the key: "primary key: UNIQUE (id)" would say it twice
+            facts.setdefault(table, []).append(("primary key", detail.removeprefix("UNIQUE "), None))
             continue
         backed = [fk for fk, local in foreign_keys.get(table, ()) if tuple(r[3] for r in group[: len(local)]) == local]
-        generated = _mysql_generated_index(name, group[0][3], backed, table)
+        generated = _mysql_generated_index(name, group[0][3], backed, table, unique=bool(unique))
         note: str | None = None
         if backed and not unique and generated:
             foreign_key_indexes.add((_qualified(schema, table), name))
@@ -536,12 +537,18 @@ def _mysql_fingerprints(
         )
 
 
-def _mysql_generated_index(name: str, first_column: str | None, foreign_keys: list[str], table: str) -> bool:
+def _mysql_generated_index(
+    name: str, first_column: str | None, foreign_keys: list[str], table: str, *, unique: bool
+) -> bool:
     """Whether MySQL made the index's name: an unnamed index is named after its first column
     (``team_id``, ``team_id_2`` when taken), the index it creates for a foreign key after the
-    foreign key (``fk_players_team``, ``players_ibfk_1``). ``first_column`` is ``None`` for
-    MySQL 8's functional indexes."""
+    foreign key (``fk_players_team``, ``players_ibfk_1``) or, for an unnamed foreign key, after
+    the column as it was then: a column rename keeps the index's name, so the index of an
+    unnamed foreign key (``foreign_keys``: those the index backs) counts as the server's whatever
+    its name. ``first_column`` is ``None`` for MySQL 8's functional indexes."""
     if first_column is not None and re.fullmatch(rf"{re.escape(first_column)}(_\d+)?", name):
+        return True
+    if not unique and foreign_keys and all(_constraint_name(key, table) is None for key in foreign_keys):
         return True
     return name in foreign_keys or _constraint_name(name, table) is None
 

@@ -209,6 +209,33 @@ def test_a_mariadb_primary_key_whose_order_a_downgrade_reverses_is_named_plainly
     assert "primary key: UNIQUE" not in result.stdout.str()
 
 
+CHILD = (
+    'op.create_table("child", sa.Column("id", sa.Integer, primary_key=True), '
+    'sa.Column("{column}", sa.Integer, sa.ForeignKey("parent.id")))'
+)
+
+
+def test_a_mariadb_foreign_key_index_named_after_a_renamed_column_is_no_difference(project: Project) -> None:
+    """MariaDB names the index it makes for an unnamed foreign key after the column, and keeps that name when
+    the column is renamed; a downgrade that re-creates the table gets the new column's name. The same table."""
+    url = server_url("mysql")
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("parent", sa.Column("id", sa.Integer, primary_key=True))\n' + CHILD.format(column="a"),
+        'op.drop_table("child")\nop.drop_table("parent")',
+    )
+    project.revision(
+        "b2",
+        "a1",
+        'op.alter_column("child", "a", new_column_name="b", existing_type=sa.Integer)',
+        'op.alter_column("child", "b", new_column_name="a", existing_type=sa.Integer)',
+    )
+    project.revision("c3", "b2", 'op.drop_table("child")', CHILD.format(column="b"))
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(passed=3)
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_password_never_appears_in_output(project: Project, dialect: str) -> None:
     """A URL's password is masked in the header, in failures and in -v output."""

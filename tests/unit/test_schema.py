@@ -183,7 +183,15 @@ class TestGeneratedNames:
     )
     def test_mysql_index_names_made_by_the_database(self, name: str, generated: bool) -> None:
         """Names MySQL gives unnamed and foreign-key indexes are no part of the index; names a migration gave are."""
-        assert _mysql_generated_index(name, "team_id", ["fk_players_team"], "players") is generated
+        assert _mysql_generated_index(name, "team_id", ["fk_players_team"], "players", unique=False) is generated
+
+    @pytest.mark.parametrize(("name", "unique", "generated"), [("team", False, True), ("team", True, False)])
+    def test_mysql_index_of_an_unnamed_foreign_key_is_the_servers_whatever_its_name(
+        self, name: str, unique: bool, generated: bool
+    ) -> None:
+        """After a column rename (team -> team_id) the index MySQL made keeps the old column's name: an index that
+        backs only unnamed foreign keys is the server's; a unique one never is (MySQL makes plain indexes)."""
+        assert _mysql_generated_index(name, "team_id", ["players_ibfk_1"], "players", unique=unique) is generated
 
     def test_sqlite_expression_index_detail_has_the_form_of_a_reflected_one(self) -> None:
         """An expression index read from SQLite's stored SQL reads like a reflected one, predicate included."""
