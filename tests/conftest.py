@@ -144,10 +144,13 @@ def _admin_engine() -> sa.Engine:
 
 @pytest.fixture
 def user_database() -> Iterator[Callable[[str], str]]:
-    """Make a database of the test's own on the PostgreSQL test server (a 'user' database); dropped after."""
+    """Make a database of the test's own on the PostgreSQL test server (a 'user' database); dropped after.
+
+    Its name is ``<name>_<run id>``: another run of the suite on the same server makes its own."""
     made: list[str] = []
 
     def make(name: str) -> str:
+        name = f"{name}_{RUN_ID}"
         admin = _admin_engine()
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')

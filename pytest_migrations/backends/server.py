@@ -269,7 +269,8 @@ class PostgreSQLBackend(ServerBackend):
         conn.exec_driver_sql(f"COMMENT ON DATABASE \"{name}\" IS '{marker(run)}'")
 
     def _is_denied(self, exc: sa.exc.DBAPIError) -> bool:
-        return getattr(exc.orig, "pgcode", None) == _PG_INSUFFICIENT_PRIVILEGE
+        orig = exc.orig  # psycopg2 names the SQLSTATE pgcode, psycopg (3) sqlstate
+        return (getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)) == _PG_INSUFFICIENT_PRIVILEGE
 
     def _privilege_fix(self, account: str) -> str:
         role = account if re.fullmatch(r"[a-z_][a-z0-9_$]*", account) else '"' + account.replace('"', '""') + '"'

@@ -29,46 +29,34 @@ from ..urls import password_in_field
 
 SERVER_DIALECTS = ("postgresql", "mysql")
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
-"""The driver a URL without one gets when neither SQLAlchemy's default driver nor any of
-:data:`_ALTERNATIVES` is installed: the one the error message then asks to install."""
+"""The driver a URL without one gets when none of :data:`_PREFERRED` is installed: the one the
+error message then asks to install."""
 
-_ALTERNATIVES = {"postgresql": ("psycopg2", "psycopg"), "mysql": ("pymysql", "mysqldb")}
-"""Drivers tried, in order, when SQLAlchemy's default driver for the dialect is not installed."""
+_PREFERRED = {"postgresql": ("psycopg2", "psycopg"), "mysql": ("mysqldb", "pymysql")}
+"""Drivers a URL without one may get, the first installed wins."""
+
+_DBAPI_MODULES = {"mysqldb": "MySQLdb"}
+"""The module a driver's name stands for, where the two differ."""
 
 
 @functools.cache
 def driver_for(dialect: str) -> str:
-    """``dialect+driver`` for a server URL that names no driver: what that URL means to SQLAlchemy.
+    """``dialect+driver`` for a server URL that names no driver.
 
-    SQLAlchemy gives ``mysql://`` to mysqlclient (``mysqldb``) and ``postgresql://`` to
-    psycopg (2.1) or psycopg2 (2.0). The plugin runs the migrations through that same
-    driver when it is installed, because drivers differ in what a migration may send (several
-    statements in one ``op.execute``, parameter styles): a history tested through another
-    driver than production's can fail where production does not. Only when the default is not
-    installed does the first installed of :data:`_ALTERNATIVES` serve.
+    Drivers differ in what a migration may send (mysqlclient runs several statements in one
+    ``op.execute``, PyMySQL refuses them), so a history tested through another driver than
+    production's can fail where production does not. ``mysql://`` therefore takes mysqlclient
+    when it is installed, as SQLAlchemy does, and PyMySQL otherwise. ``postgresql://`` takes
+    psycopg2 before psycopg (3), SQLAlchemy 2.1's default: the plugin's PostgreSQL paths are
+    proven on psycopg2, and psycopg 3 still fails three of its tests (rows for a unique
+    constraint, a serial's sequence).
     """
     import importlib.util
 
-    from sqlalchemy.exc import NoSuchModuleError
-
-    try:
-        default = make_url(f"{dialect}://").get_dialect()
-    except NoSuchModuleError:
-        return dialect
-    try:
-        default.import_dbapi()
-    except ImportError:
-        pass
-    else:
-        return f"{dialect}+{default.driver}"
-    for driver in _ALTERNATIVES.get(dialect, ()):
+    for driver in _PREFERRED.get(dialect, ()):
         if importlib.util.find_spec(_DBAPI_MODULES.get(driver, driver)) is not None:
             return f"{dialect}+{driver}"
     return DEFAULT_DRIVERS.get(dialect, dialect)
-
-
-_DBAPI_MODULES = {"mysqldb": "MySQLdb"}
-"""The module a driver's name stands for, where the two differ."""
 
 
 @dataclass

@@ -125,7 +125,7 @@ def test_env_py_aiming_at_another_postgresql_database_is_refused_and_it_is_untou
         del os.environ["DATABASE_URL"]
     result.assert_outcomes(passed=2, failed=4)
     result.stdout.fnmatch_lines(
-        ["*env.py (line *) connected to postgresql database 'pm_production', which is not one of the throwaway*"]
+        ["*env.py (line *) connected to postgresql database 'pm_production_*', which is not one of the throwaway*"]
     )
     with engine.connect() as conn:
         tables = [r[0] for r in conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
