@@ -48,7 +48,7 @@ def driver_for(dialect: str) -> str:
     production's can fail where production does not. ``mysql://`` therefore takes mysqlclient
     when it is installed, as SQLAlchemy does, and PyMySQL otherwise. ``postgresql://`` takes
     psycopg2 before psycopg (3), SQLAlchemy 2.1's default: the plugin's PostgreSQL paths are
-    proven on psycopg2, and psycopg 3 still fails three of its tests (rows for a unique
+    proven on psycopg2, and psycopg 3 still fails two of its tests (rows for a unique
     constraint, a serial's sequence).
     """
     import importlib.util
