@@ -349,28 +349,43 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_USER_SCHEMA}
 """
 """The relations :data:`_OWNERS` names (or all), each with the oids of its parts."""
 
-_RELATIONS_OF_FUNCTION = f"{DDL_SCHEMA}.relations_of"
-"""The incremental relation read kept as a function of the DDL schema: PostgreSQL plans a query
-this size in about 2 ms, more than it takes to run it, and a plain query (or a prepared statement,
-whose plans stay custom here) is planned at every snapshot. A PL/pgSQL function's plan is kept for
-the session, and ``plan_cache_mode = force_generic_plan`` on the function makes it one plan for all
-calls."""
 
+@dataclass(frozen=True)
+class _QueryFunction:
+    """A snapshot query kept as a PL/pgSQL function of the DDL schema: PostgreSQL plans a query
+    this size in about 2 ms, more than it takes to run it, and a plain query (or a prepared
+    statement, whose plans stay custom here) is planned at every snapshot. A PL/pgSQL function's
+    plan is kept for the session, and ``plan_cache_mode = force_generic_plan`` on the function
+    makes it one plan for all calls.
 
-def _query_function(name: str, query: str, parameters: tuple[tuple[str, str], ...], returns: str) -> str:
-    """``CREATE FUNCTION`` for *name*, a PL/pgSQL function that returns the rows of *query*.
+    The function's definition, its signature (which a snapshot looks up to know the function is
+    there) and its call are all derived from here, so that they cannot disagree."""
 
-    *parameters* are the query's bound parameters in the function's order, as ``(name, SQL
-    type)``: each ``CAST(:name AS type)`` of the query becomes the function's positional argument.
-    *returns* is the body of ``RETURNS TABLE (...)``: the output column names must differ from
-    the query's own, which PL/pgSQL would otherwise take for variables."""
-    body = query
-    for position, (parameter, sql_type) in enumerate(parameters, start=1):
-        body = body.replace(f"CAST(:{parameter} AS {sql_type})", f"${position}")
-    assert ":" not in re.sub(r"::|'[^']*'", "", body), "every parameter of the query is one of the function's"
-    arguments = ", ".join(sql_type for _, sql_type in parameters)
-    return f"""CREATE FUNCTION {name}({arguments})
-RETURNS TABLE ({returns})
+    name: str
+    query: str
+    parameters: tuple[tuple[str, str], ...]
+    """The query's bound parameters in the function's order, as ``(name, SQL type)``: each
+    ``CAST(:name AS type)`` of the query becomes the function's positional argument."""
+    returns: str
+    """The body of ``RETURNS TABLE (...)``: the output column names must differ from the query's
+    own, which PL/pgSQL would otherwise take for variables."""
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(sql_type for _, sql_type in self.parameters)})"
+
+    @property
+    def call(self) -> str:
+        arguments = ", ".join(f"CAST(:{parameter} AS {sql_type})" for parameter, sql_type in self.parameters)
+        return f"SELECT * FROM {self.name}({arguments})"
+
+    def create(self) -> str:
+        body = self.query
+        for position, (parameter, sql_type) in enumerate(self.parameters, start=1):
+            body = body.replace(f"CAST(:{parameter} AS {sql_type})", f"${position}")
+        assert ":" not in re.sub(r"::|'[^']*'", "", body), "every parameter of the query is one of the function's"
+        return f"""CREATE FUNCTION {self.signature}
+RETURNS TABLE ({self.returns})
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
   RETURN QUERY {body.strip()};
@@ -378,31 +393,24 @@ END
 $$"""
 
 
-def _relations_of_function() -> str:
-    return _query_function(
-        _RELATIONS_OF_FUNCTION,
-        _PG_RELATIONS_OF.replace(
-            "(CAST(:everything AS boolean) OR c.oid IN (SELECT oid FROM owner))", "c.oid IN (SELECT oid FROM owner)"
-        ),
-        (("touched", "oid[]"), ("extra", "oid[]"), ("schemas", "name[]")),
-        'r_oid oid, r_parts oid[], r_kind "char", r_schema name, r_name name, r_columns json,\n'
-        "               r_constraints json, r_indexes json, r_triggers json, r_comment text, r_view text",
-    )
+_RELATIONS_OF = _QueryFunction(
+    f"{DDL_SCHEMA}.relations_of",
+    _PG_RELATIONS_OF.replace(
+        "(CAST(:everything AS boolean) OR c.oid IN (SELECT oid FROM owner))", "c.oid IN (SELECT oid FROM owner)"
+    ),
+    (("touched", "oid[]"), ("extra", "oid[]"), ("schemas", "name[]")),
+    'r_oid oid, r_parts oid[], r_kind "char", r_schema name, r_name name, r_columns json,\n'
+    "               r_constraints json, r_indexes json, r_triggers json, r_comment text, r_view text",
+)
+"""The incremental relation read (:data:`_PG_RELATIONS_OF`, touched relations only)."""
 
-
-_OTHERS_FUNCTION = f"{DDL_SCHEMA}.others"
-""":data:`_PG_OTHERS` kept as a function of the DDL schema, for the reason given at
-:data:`_RELATIONS_OF_FUNCTION`: planned, the query costs 1.9 ms; run from the function's kept
-plan, 0.8 ms."""
-
-
-def _others_function() -> str:
-    return _query_function(
-        _OTHERS_FUNCTION,
-        _PG_OTHERS,
-        (("schemas", "name[]"),),
-        "o_oid oid, o_kind text, o_schema text, o_name text, o_detail text, o_definition text",
-    )
+_OTHERS = _QueryFunction(
+    f"{DDL_SCHEMA}.others",
+    _PG_OTHERS,
+    (("schemas", "name[]"),),
+    "o_oid oid, o_kind text, o_schema text, o_name text, o_detail text, o_definition text",
+)
+""":data:`_PG_OTHERS`: planned, the query costs 1.9 ms; run from the function's kept plan, 0.8 ms."""
 
 
 INSTALL = [
@@ -432,8 +440,8 @@ BEGIN
   PERFORM nextval('{DDL_SCHEMA}.events');
 END
 $$""",
-    _relations_of_function(),
-    _others_function(),
+    _RELATIONS_OF.create(),
+    _OTHERS.create(),
     # A migration may run DDL, and a snapshot read the log, as a role of its own (SET ROLE).
     f"GRANT USAGE ON SCHEMA {DDL_SCHEMA} TO PUBLIC",
     f"GRANT SELECT ON SEQUENCE {DDL_SCHEMA}.events TO PUBLIC",
@@ -475,20 +483,12 @@ WITH seen AS MATERIALIZED (
              AND evtenabled = 'A') AS triggers,
          coalesce(current_setting('event_triggers', true), 'on') AS enabled,
          current_schema()::text AS default_schema,
-         to_regprocedure('{_RELATIONS_OF_FUNCTION}(oid[], oid[], name[])') IS NOT NULL
-           AND to_regprocedure('{_OTHERS_FUNCTION}(name[])') IS NOT NULL AS fast
+         to_regprocedure('{_RELATIONS_OF.signature}') IS NOT NULL
+           AND to_regprocedure('{_OTHERS.signature}') IS NOT NULL AS fast
 )
 SELECT log, events, triggers, enabled, default_schema, fast, set_config('{DDL_LOG}', :mark, false) FROM seen
 """
 """What DDL did since the last snapshot, and a new mark for the next one, in one round trip."""
-
-_CALL_RELATIONS_OF = (
-    f"SELECT * FROM {_RELATIONS_OF_FUNCTION}(CAST(:touched AS oid[]), CAST(:extra AS oid[]), CAST(:schemas AS name[]))"
-)
-""":data:`_PG_RELATIONS_OF` through the function (in a database whose DDL log has it)."""
-
-_CALL_OTHERS = f"SELECT * FROM {_OTHERS_FUNCTION}(CAST(:schemas AS name[]))"
-""":data:`_PG_OTHERS` through the function."""
 
 _RELATION_CATALOGS = {"pg_class", "pg_constraint", "pg_trigger", "pg_attrdef", "pg_rewrite"}
 _OTHER_CATALOGS = {"pg_type", "pg_proc"}
@@ -588,7 +588,7 @@ class Incremental:
         everything: bool,
         function: bool = False,
     ) -> None:
-        query = _CALL_RELATIONS_OF if function else _PG_RELATIONS_OF
+        query = _RELATIONS_OF.call if function else _PG_RELATIONS_OF
         rows = connection.execute(
             sa.text(query), {**params, "touched": touched, "extra": extra, "everything": everything}
         ).all()
@@ -602,7 +602,7 @@ class Incremental:
             known.parts.update(dict.fromkeys(parts or (), oid))
 
     def _others(self, connection: Connection, known: _Known, params: dict[str, Any], *, function: bool) -> None:
-        rows = connection.execute(sa.text(_CALL_OTHERS if function else _PG_OTHERS), params).all()[1:]
+        rows = connection.execute(sa.text(_OTHERS.call if function else _PG_OTHERS), params).all()[1:]
         known.others = [_other_item(row, known.default) for row in rows]
 
 
