@@ -1,7 +1,7 @@
 """The version matrix: the declared floors, pytest 8, and the newest of everything.
 
     nox                          # every session (each Python must be installed, e.g. under pyenv)
-    nox -s floor newest          # what CI runs
+    nox -s floor newest psycopg  # what CI runs
     nox -s floor -- tests/unit   # a session on part of the suite
 
 Each session installs the plugin with its extras into a fresh virtual environment and
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["floor", "pytest8", "newest"]
+nox.options.sessions = ["floor", "pytest8", "newest", "psycopg"]
 nox.options.reuse_existing_virtualenvs = False
 
 EXTRAS = "all"
@@ -49,6 +49,21 @@ def pytest8(session: nox.Session) -> None:
 def newest(session: nox.Session) -> None:
     """The newest release of everything, on the newest Python here."""
     _run(session, "--upgrade", "pytest", "alembic", "sqlalchemy", "pytest-xdist", "testcontainers")
+
+
+@nox.session(python="3.12")
+def psycopg(session: nox.Session) -> None:
+    """psycopg 3 beside psycopg2, as SQLAlchemy 2.1 users have it: ``postgresql://`` then means psycopg 3
+    (the driver SQLAlchemy gives it), and every PostgreSQL test of the suite, the servers' included, runs
+    through it."""
+    session.install("-e", f".[{EXTRAS},psycopg]", "--upgrade", "sqlalchemy>=2.1", "filelock")
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    session.run(
+        "python",
+        "-c",
+        "from pytest_migrations.providers import driver_for; assert driver_for('postgresql') == 'postgresql+psycopg'",
+    )
+    session.run("pytest", "-n", "2", "-p", "no:randomly", *(session.posargs or ["tests", "-k", "not mysql"]))
 
 
 @nox.session(python="3.11", default=False)

@@ -29,6 +29,15 @@ from pytest_migrations.urls import mask
 
 from .helpers import Project
 
+# The database drivers too: psycopg 3's compiled part keeps the exception classes of the first
+# import, so a psycopg re-imported after an in-process run raises errors SQLAlchemy does not
+# recognise as the driver's (and does not wrap), and "cannot connect" turned into a traceback.
+for _driver in ("psycopg", "psycopg2", "pymysql", "MySQLdb"):
+    try:
+        __import__(_driver)
+    except ImportError:
+        pass
+
 # Every run this suite starts (in-process or in a subprocess, which inherits it) names its databases
 # with this one run id, so leftover checks look at this suite's databases only, never at those of
 # another run using the same server at the same time.

@@ -33,7 +33,8 @@ DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"
 error message then asks to install."""
 
 _PREFERRED = {"postgresql": ("psycopg2", "psycopg"), "mysql": ("mysqldb", "pymysql")}
-"""Drivers a URL without one may get, the first installed wins."""
+"""Drivers a URL without one may get when SQLAlchemy's own choice is not installed, the first
+installed wins."""
 
 _DBAPI_MODULES = {"mysqldb": "MySQLdb"}
 """The module a driver's name stands for, where the two differ."""
@@ -45,15 +46,17 @@ def driver_for(dialect: str) -> str:
 
     Drivers differ in what a migration may send (mysqlclient runs several statements in one
     ``op.execute``, PyMySQL refuses them), so a history tested through another driver than
-    production's can fail where production does not. ``mysql://`` therefore takes mysqlclient
-    when it is installed, as SQLAlchemy does, and PyMySQL otherwise. ``postgresql://`` takes
-    psycopg2 before psycopg (3), SQLAlchemy 2.1's default: the plugin's PostgreSQL paths are
-    proven on psycopg2, and psycopg 3 still fails two of its tests (rows for a unique
-    constraint, a serial's sequence).
+    production's can fail where production does not. A driverless URL therefore takes the
+    driver SQLAlchemy itself gives it, when that driver is installed: mysqlclient for
+    ``mysql://``, and for ``postgresql://`` psycopg2 under SQLAlchemy 2.0, psycopg (3) under
+    2.1. Otherwise the first installed of :data:`_PREFERRED`.
     """
     import importlib.util
 
-    for driver in _PREFERRED.get(dialect, ()):
+    from sqlalchemy.dialects import registry
+
+    own = registry.load(dialect).driver
+    for driver in (own, *(d for d in _PREFERRED.get(dialect, ()) if d != own)):
         if importlib.util.find_spec(_DBAPI_MODULES.get(driver, driver)) is not None:
             return f"{dialect}+{driver}"
     return DEFAULT_DRIVERS.get(dialect, dialect)

@@ -133,7 +133,9 @@ def test_only_the_exact_name_form_is_the_plugins() -> None:
         assert run_of(name) is None, name
     with pytest.raises(ValueError):
         database_name("customer", None, 1)
-    backend = backend_for(Server("postgresql", sa.make_url("postgresql+psycopg2://u@127.0.0.1:1/postgres"), "url"))
+    backend = backend_for(
+        Server("postgresql", sa.make_url(f"{driver_for('postgresql')}://u@127.0.0.1:1/postgres"), "url")
+    )
     with pytest.raises(ProviderError, match="not one of the plugin's"):
         backend.drop("pytest_migrations_customerdata")
     backend.close()
@@ -375,13 +377,14 @@ def test_a_password_query_parameter_never_appears_in_output(project: Project, di
     output = result.stdout.str() + result.stderr.str()
     assert secret not in output
     assert "***" in output
+    driver = with_driver(sa.make_url(SERVER_URLS[dialect])).drivername
     if dialect == "postgresql":
         result.assert_outcomes(failed=2)
         assert "the hook failed" in output
-        assert f"<MigrationRunner {driver_for('postgresql')}://postgres:***@" in output
+        assert f"<MigrationRunner {driver}://postgres:***@" in output
     else:
         result.assert_outcomes(failed=1, errors=1)
-        assert f"cannot connect to the mysql server at {driver_for('mysql')}://root:***@127.0.0.1:3306" in output
+        assert f"cannot connect to the mysql server at {driver}://root:***@127.0.0.1:3306" in output
 
 
 def test_a_postgresql_database_of_a_run_killed_before_its_marker_is_proven_or_left_alone(project: Project) -> None:

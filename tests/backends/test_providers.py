@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_migrations.providers import containers, local
+from pytest_migrations.providers import containers, driver_for, local
 
 from ..conftest import plugin_containers, server_url, unavailable
 from ..helpers import Project, users_table
@@ -85,7 +85,7 @@ def test_unreachable_server_is_one_clear_error(project: Project) -> None:
     result = project.run("--migrations-url", "postgresql://postgres:hunter2@127.0.0.1:1/postgres")
     result.assert_outcomes(passed=2, failed=5)
     result.stdout.fnmatch_lines(
-        ["*cannot connect to the postgresql server at postgresql+psycopg2://postgres:***@127.0.0.1:1/postgres*"]
+        [f"*cannot connect to the postgresql server at {driver_for('postgresql')}://postgres:***@127.0.0.1:1/postgres*"]
     )
     assert "hunter2" not in result.stdout.str()
 

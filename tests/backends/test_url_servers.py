@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from collections.abc import Callable
 
@@ -184,6 +185,23 @@ def test_a_mysql_url_without_a_driver_runs_through_the_driver_sqlalchemy_gives_i
     result = project.run("--migrations-url", pymysql, "--migrations-checks", "stairway")
     result.assert_outcomes(failed=1, skipped=1)
     result.stdout.fnmatch_lines(["migrations: *mysql via url mysql+pymysql://*", "*upgrade of revision a1 *1064*"])
+
+
+def test_a_postgresql_url_without_a_driver_runs_through_the_driver_sqlalchemy_gives_it(project: Project) -> None:
+    """``postgresql://`` is psycopg2's under SQLAlchemy 2.0 and psycopg 3's under 2.1: the migrations run through
+    the one the application's own ``create_engine`` would use when it is installed, else the other, and the
+    header names it. (The nox session ``psycopg`` runs this with both installed.)"""
+    server_url("postgresql")
+    own = sa.make_url("postgresql://").get_dialect().driver
+    other = {"psycopg": "psycopg2", "psycopg2": "psycopg"}[own]
+    expected = own if importlib.util.find_spec(own) is not None else other
+    driverless = sa.make_url(SERVER_URLS["postgresql"]).set(drivername="postgresql")
+    project.revision(**users_table("a1"))
+    result = project.run(
+        "--migrations-url", driverless.render_as_string(hide_password=False), "--migrations-checks", "stairway"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"migrations: *postgresql via url postgresql+{expected}://*"])
 
 
 def test_a_mariadb_primary_key_whose_order_a_downgrade_reverses_is_named_plainly(project: Project) -> None:
