@@ -124,9 +124,17 @@ def _unified_diff(expected: str, actual: str) -> str:
 
 def _fact(fact: str, detail: str | None) -> str:
     """``column email VARCHAR(120) NULL``; an unnamed constraint's key already is its text
-    (``unique constraint (email)``, or ``unique constraint (email) #2`` for a second one)."""
-    if not detail or re.sub(r" #\d+$", "", fact).endswith(detail):
+    (``unique constraint (email)``, or ``unique constraint (email) #2`` for a second one), or
+    begins it: ``foreign key (team_id) -> teams(id) ...``, ``unique index (email) BTREE``,
+    not the columns twice."""
+    base, number = re.fullmatch(r"(.*?)((?: #\d+)?)", fact).groups()  # type: ignore[union-attr]
+    if not detail or base.endswith(detail):
         return fact
+    columns = base[base.find(" (") + 1 :] if " (" in base else ""
+    if columns and detail.startswith(columns):
+        return f"{base}{detail[len(columns) :]}{number}"
+    if columns and base.startswith("index ") and detail.startswith(f"UNIQUE {columns}"):
+        return f"unique {base}{detail[len(columns) + 7 :]}{number}"
     return f"{fact} {detail}"
 
 

@@ -254,6 +254,34 @@ def test_a_mariadb_foreign_key_index_named_after_a_renamed_column_is_no_differen
     result.assert_outcomes(passed=3)
 
 
+def test_a_mariadb_foreign_key_a_downgrade_leaves_is_named_by_its_columns_once(project: Project) -> None:
+    """An unnamed foreign key, and the index MariaDB made for it, left by a downgrade: each line names the
+    columns once (``foreign key (a) -> parent(id) ...``, ``index (a) BTREE``), and the server's names as notes."""
+    url = server_url("mysql")
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("parent", sa.Column("id", sa.Integer, primary_key=True))\n' + CHILD.format(column="a"),
+        'op.drop_table("child")\nop.drop_table("parent")',
+    )
+    project.revision(
+        "b2",
+        "a1",
+        'op.add_column("child", sa.Column("p", sa.Integer))\n'
+        'op.create_foreign_key(None, "child", "parent", ["p"], ["id"])',
+        "pass",
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            '*+ table "child": foreign key (p) -> parent(id) ON UPDATE RESTRICT ON DELETE RESTRICT: present after*',
+            '*+ table "child": index (p) BTREE: present after the downgrade, absent before*(named p)*',
+        ]
+    )
+    assert "(p) (p)" not in result.stdout.str()
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_password_never_appears_in_output(project: Project, dialect: str) -> None:
     """A URL's password is masked in the header, in failures and in -v output."""
