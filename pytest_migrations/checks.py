@@ -9,6 +9,7 @@ report when it finds a defect. Nothing here imports pytest.
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -31,7 +32,7 @@ from .exceptions import (
 )
 from .harness import Harness
 from .history import Revision, RevisionGraph
-from .policy import ACCEPT_ATTRIBUTE, split_accepted
+from .policy import ACCEPT_ATTRIBUTE, accept_entry, split_accepted
 from .project import import_object
 from .schema import SchemaDiff, SchemaSnapshot
 from .urls import sync_url
@@ -460,8 +461,8 @@ def _compare(
         fix = (
             f"make downgrade() in {revision.path.name} reverse every operation of upgrade() "
             "(objects marked + were left behind, - were removed or not restored, ~ were changed); "
-            f"to keep a difference on purpose, accept exactly it: {ACCEPT_ATTRIBUTE} = "
-            f'["{rest[0].kind} {rest[0].name}"] in {revision.path.name}'
+            f"to keep a difference on purpose, accept exactly it, one entry per difference: {ACCEPT_ATTRIBUTE} = "
+            f"[{json.dumps(accept_entry(rest[0]), ensure_ascii=False)}] in {revision.path.name}"
         )
         suggestion = suggest_downgrade(diff)
         if suggestion:

@@ -75,11 +75,22 @@ class Policy:
         return tuple(str(e) for e in entries)
 
 
+def accept_entry(difference: Difference) -> str:
+    """The entry that accepts exactly ``difference``: ``table users: column legacy``, or
+    ``enum state_type`` for an object missing or extra as a whole. (``table users`` alone would
+    accept every difference of the table, a forgotten column as well.)"""
+    whole = f"{difference.kind} {difference.name}"
+    return whole if difference.fact is None else f"{whole}: {difference.fact}"
+
+
 def matches(entry: str, difference: Difference) -> bool:
-    """Whether an accept entry covers one difference (the whole object, or one fact of it)."""
+    """Whether an accept entry covers one difference (the whole object, or one fact of it).
+
+    An entry as :func:`accept_entry` writes it matches as it stands, even where its text holds
+    a wildcard's characters (``check constraint (tags = ANY (ARRAY['a']))``)."""
     entry = " ".join(entry.split())
     whole = f"{difference.kind} {difference.name}"
-    if fnmatchcase(whole, entry):
+    if entry == " ".join(accept_entry(difference).split()) or fnmatchcase(whole, entry):
         return True
     return difference.fact is not None and fnmatchcase(f"{whole}: {difference.fact}", entry)
 

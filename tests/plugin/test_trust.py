@@ -125,6 +125,30 @@ class TestWhatTeamsDecide:
             ]
         )
 
+    def test_the_accept_entry_the_failure_proposes_accepts_that_difference_only(self, project: Project) -> None:
+        """The fix names one difference (``table users: index ix_n``), not the table: pasted into the file, it
+        accepts that leftover, and the other one the downgrade forgets still fails."""
+        project.revision(**users_table("a1"))
+        up = 'op.create_index("ix_n", "users", ["name"])\nop.add_column("users", sa.Column("legacy", sa.Integer))'
+        project.revision("b2", "a1", up, 'op.drop_column("users", "legacy")')
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1, failed=1)
+        entry = 'one entry per difference: stairway_accept = ["table users: index ix_n"] in b2_rev.py'
+        assert entry in result.stdout.str()
+
+        project.revision("b2", "a1", up, "pass", extra='stairway_accept = ["table users: index ix_n"]')
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*1 difference(s) from the schema before the upgrade",
+                '*+ table "users": column legacy*',
+                "*accepted (stairway_accept):",
+                '*+ table "users": index ix_n (name)*',
+            ]
+        )
+        assert 'stairway_accept = ["table users: column legacy"] in b2_rev.py' in result.stdout.str()
+
     def test_a_bad_accept_line_is_a_usage_error(self, project: Project) -> None:
         """An ini accept line without `REV:` says the form it takes."""
         project.revision(**users_table("a1"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_migrations.pg_catalog import _pg_column, _pg_constraint, _pg_function_definition
+from pytest_migrations.policy import accept_entry, matches
 from pytest_migrations.schema import (
     Difference,
     ObjectState,
@@ -211,3 +212,15 @@ class TestUrls:
         a = database_identity(make_url("postgresql+psycopg2://a:b@Host:5432/db"))
         b = database_identity(make_url("postgresql+asyncpg://c@host:5432/db"))
         assert a == b
+
+
+def test_the_accept_entry_of_a_difference_accepts_it_though_its_text_holds_wildcard_characters() -> None:
+    """``[...]`` in a check constraint's text is a character class to fnmatch: the entry a failure proposes
+    still accepts exactly that difference, and not its neighbour."""
+    fact = "check constraint (tags = ANY (ARRAY['a'::text]))"
+    left = Difference("table", "posts", fact, None, fact.removeprefix("check constraint "))
+    other = Difference("table", "posts", "column legacy", None, "integer")
+    assert accept_entry(left) == f"table posts: {fact}"
+    assert matches(accept_entry(left), left)
+    assert not matches(accept_entry(left), other)
+    assert matches("table posts", other)  # the whole table: what the failure no longer proposes
