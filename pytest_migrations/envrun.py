@@ -35,7 +35,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -654,7 +654,7 @@ def _statement_lines(session: Session) -> list[str]:
 def _reasoned_state(session: Session, revision: str) -> str:
     """What stays, from the dialect's transactional DDL and the commits seen during the step."""
     context = session.context
-    done = ", ".join(f"{label} {rid[:12]}" for label, rid in session.completed) or "none"
+    done = _completed(session.completed)
     in_run = len(session.in_run)
     committed_at = max((i for i, st in enumerate(session.statements, 1) if st.commits and st.done), default=0)
     if context.impl.transactional_ddl and not session.committed and not committed_at:
@@ -674,11 +674,24 @@ def _reasoned_state(session: Session, revision: str) -> str:
             "the commit stays, the rest was rolled back. A migration that commits cannot be rolled back as a unit. "
             f"Steps completed earlier in this walk: {done}"
         )
+    if not any(st.done for st in session.statements):
+        return (
+            f"{context.dialect.name} has no transactional DDL, but the database accepted no statement of this "
+            f"step: nothing {revision[:12]} ran stays. Steps completed earlier in this walk: {done}"
+        )
     return (
         f"{context.dialect.name} has no transactional DDL: every DDL statement the database accepted stays "
         "applied, so in production this step leaves the database half-migrated (make it safe to rerun, or split "
         f"it into steps that each do one DDL statement). Steps completed earlier in this walk: {done}"
     )
+
+
+def _completed(steps: Sequence[tuple[str, str]], shown: int = 3) -> str:
+    """The steps a walk completed before the failing one: the last few, and how many came before."""
+    if not steps:
+        return "none"
+    text = ", ".join(f"{label} {rid[:12]}" for label, rid in steps[-shown:])
+    return text if len(steps) <= shown else f"{len(steps)} steps, the last {shown}: {text}"
 
 
 def _hint(exc: BaseException, label: str, filename: str) -> str | None:

@@ -121,6 +121,33 @@ def test_upgrade_that_raises_names_revision_step_and_line(project: Project) -> N
     )
 
 
+def test_a_step_refused_at_its_first_statement_leaves_nothing_even_without_transactional_ddl(
+    project: Project,
+) -> None:
+    """SQLite keeps every DDL statement it accepted, but this step had none accepted: the report says nothing of
+    it stays (no "half-migrated" advice), and names the last of the many steps walked before it, not all."""
+    project.revision(**users_table("a1"))
+    for number, (rev, parent) in enumerate(zip("bcdef", "abcde", strict=True), 2):
+        project.revision(
+            f"{rev}{number}",
+            f"{parent}{number - 1}",
+            f'op.add_column("users", sa.Column("c{rev}", sa.Integer))',
+            f'op.drop_column("users", "c{rev}")',
+        )
+    project.revision("g7", "f6", 'op.execute("SELECT * FROM no_such_table")', "pass")
+    result = project.run("--migrations-checks", "stairway", "-k", "g7")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*statements the database accepted (0):",
+            "*statement that failed: SELECT * FROM no_such_table",
+            "*sqlite has no transactional DDL, but the database accepted no statement of this step: nothing g7 ran "
+            "stays. Steps completed earlier in this walk: 6 steps, the last 3: *f6",
+        ]
+    )
+    assert "half-migrated" not in result.stdout.str()
+
+
 def test_undeclared_not_implemented_downgrade_fails_with_the_hint(project: Project) -> None:
     """NotImplementedError in downgrade fails, telling how to declare the revision irreversible."""
     project.revision(**users_table("a1"))
