@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +165,11 @@ class ServerPool:
                 continue
             probe = engine.connect()
             try:
-                if _try_lock(probe, backend.dialect, other):
+                # A database without a marker may be reported as left alone: a dead run's lock that another
+                # run's sweep holds for the moment it probes the same name must not hide it.
+                if _try_lock(probe, backend.dialect, other) or (
+                    marked is None and _try_lock_again(probe, backend.dialect, other)
+                ):
                     if marked is None and not backend.unmarked_is_ours(name):
                         # Not provably ours (no inner marker, and it holds something): left alone, reported.
                         self.unproven.append(f"{backend.dialect} {name}")
@@ -289,6 +294,16 @@ def _try_lock(conn: Connection, dialect: str, run: str) -> bool:
         query = sa.text("SELECT pg_try_advisory_lock(:c, :k)")
         return bool(conn.execute(query, {"c": _LOCK_CLASS, "k": run_lock_key(run)}).scalar())
     return conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": run_lock_name(run)}).scalar() == 1
+
+
+def _try_lock_again(conn: Connection, dialect: str, run: str, attempts: int = 5, wait: float = 0.05) -> bool:
+    """:func:`_try_lock` for a quarter of a second: another run sweeping dead runs holds a dead
+    run's lock only while it probes one of its databases; a live run holds it throughout."""
+    for _ in range(attempts):
+        time.sleep(wait)
+        if _try_lock(conn, dialect, run):
+            return True
+    return False
 
 
 CHECKPOINT_EVERY = {"sqlite": 8, "postgresql": 64, "mysql": 64}
