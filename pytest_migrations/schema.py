@@ -133,8 +133,8 @@ def _fact(fact: str, detail: str | None) -> str:
     columns = base[base.find(" (") + 1 :] if " (" in base else ""
     if columns and detail.startswith(columns):
         return f"{base}{detail[len(columns) :]}{number}"
-    if columns and base.startswith("index ") and detail.startswith(f"UNIQUE {columns}"):
-        return f"unique {base}{detail[len(columns) + 7 :]}{number}"
+    if columns and base.startswith("index ") and detail.startswith(unique := f"UNIQUE {columns}"):
+        return f"unique {base}{detail[len(unique) :]}{number}"
     return f"{fact} {detail}"
 
 
