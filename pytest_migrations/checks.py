@@ -759,11 +759,21 @@ def check_downgrade_to_base(harness: Harness, notes: list[str] | None = None) ->
         diff = fresh.diff(snapshot)
         if diff:
             reference = "a fresh database" if not floor else "a fresh database upgraded to that floor"
+            only_left = all(d.expected is None for d in diff)
+            fix = (
+                "some downgrade() does not drop what its upgrade() creates"
+                if only_left
+                else "some downgrade() does not undo its upgrade() (+ was left behind, - was dropped or not "
+                "restored, ~ was changed)"
+            )
             raise SchemaMismatch(
                 f"downgrading every revision to {where} leaves {len(diff)} difference(s) from {reference}",
                 [
-                    ("left behind", "\n".join(diff.render_lines(f"in {reference}", "after the downgrades"))),
-                    ("fix", "some downgrade() does not drop what its upgrade() creates; the stairway items show which"),
+                    (
+                        "left behind" if only_left else "differences",
+                        "\n".join(diff.render_lines(f"in {reference}", "after the downgrades")),
+                    ),
+                    ("fix", f"{fix}; the stairway items show which"),
                 ],
             )
     if floor and notes is not None:

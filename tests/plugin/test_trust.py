@@ -178,6 +178,29 @@ class TestWhatTeamsDecide:
         result = project.run("--migrations-checks", "stairway", "--migrations-downgrade-floor", "a1")
         result.assert_outcomes(passed=1, failed=1, skipped=1)  # b2's leftover index is above the floor
 
+    def test_a_downgrade_that_drops_too_much_is_not_called_a_leftover_by_the_whole_walk(self, project: Project) -> None:
+        """Down to a floor, a column missing is a difference, and the fix says downgrade() does not undo its
+        upgrade(), not that it fails to drop something."""
+        project.revision(**users_table("a1"))
+        project.revision(
+            "b2",
+            "a1",
+            'op.add_column("users", sa.Column("x", sa.Integer))',
+            'with op.batch_alter_table("users") as b:\n    b.drop_column("x")\n    b.drop_column("name")',
+        )
+        result = project.run("--migrations-checks", "downgrade_to_base", "--migrations-downgrade-floor", "a1")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*downgrading every revision to the downgrade floor (1 revision(s) kept) leaves 1 difference(s)*",
+                "*differences:",
+                '*- table "users": column name *: missing after the downgrades*',
+                "*fix:",
+                "*some downgrade() does not undo its upgrade() (+ was left behind, - was dropped or not restored*",
+            ]
+        )
+        assert "does not drop what its upgrade() creates" not in result.stdout.str()
+
 
 class TestTrueMessages:
     def test_sqlite_alter_of_constraints_gets_the_batch_mode_hint(self, project: Project) -> None:
