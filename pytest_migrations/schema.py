@@ -127,7 +127,8 @@ def _fact(fact: str, detail: str | None) -> str:
     (``unique constraint (email)``, or ``unique constraint (email) #2`` for a second one), or
     begins it: ``foreign key (team_id) -> teams(id) ...``, ``unique index (email) BTREE``,
     not the columns twice."""
-    base, number = re.fullmatch(r"(.*?)((?: #\d+)?)", fact).groups()  # type: ignore[union-attr]
+    base = re.sub(r" #\d+$", "", fact)
+    number = fact[len(base) :]
     if not detail or base.endswith(detail):
         return fact
     columns = base[base.find(" (") + 1 :] if " (" in base else ""

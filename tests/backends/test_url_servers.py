@@ -233,16 +233,21 @@ CHILD = (
 )
 
 
-def test_a_mariadb_foreign_key_index_named_after_a_renamed_column_is_no_difference(project: Project) -> None:
-    """MariaDB names the index it makes for an unnamed foreign key after the column, and keeps that name when
-    the column is renamed; a downgrade that re-creates the table gets the new column's name. The same table."""
-    url = server_url("mysql")
+def _parent_and_child(project: Project) -> None:
+    """Revision a1: tables ``parent`` and ``child``, whose column ``a`` has an unnamed foreign key to it."""
     project.revision(
         "a1",
         None,
         'op.create_table("parent", sa.Column("id", sa.Integer, primary_key=True))\n' + CHILD.format(column="a"),
         'op.drop_table("child")\nop.drop_table("parent")',
     )
+
+
+def test_a_mariadb_foreign_key_index_named_after_a_renamed_column_is_no_difference(project: Project) -> None:
+    """MariaDB names the index it makes for an unnamed foreign key after the column, and keeps that name when
+    the column is renamed; a downgrade that re-creates the table gets the new column's name. The same table."""
+    url = server_url("mysql")
+    _parent_and_child(project)
     project.revision(
         "b2",
         "a1",
@@ -256,14 +261,9 @@ def test_a_mariadb_foreign_key_index_named_after_a_renamed_column_is_no_differen
 
 def test_a_mariadb_foreign_key_a_downgrade_leaves_is_named_by_its_columns_once(project: Project) -> None:
     """An unnamed foreign key, and the index MariaDB made for it, left by a downgrade: each line names the
-    columns once (``foreign key (a) -> parent(id) ...``, ``index (a) BTREE``), and the server's names as notes."""
+    columns once (``foreign key (p) -> parent(id) ...``, ``index (p) BTREE``), and the server's names as notes."""
     url = server_url("mysql")
-    project.revision(
-        "a1",
-        None,
-        'op.create_table("parent", sa.Column("id", sa.Integer, primary_key=True))\n' + CHILD.format(column="a"),
-        'op.drop_table("child")\nop.drop_table("parent")',
-    )
+    _parent_and_child(project)
     project.revision(
         "b2",
         "a1",
