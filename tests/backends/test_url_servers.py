@@ -343,23 +343,27 @@ def test_leftovers_of_a_killed_run_are_removed_and_live_runs_kept(project: Proje
     }
     admin = sa.create_engine(with_driver(sa.make_url(SERVER_URLS["postgresql"])), isolation_level="AUTOCOMMIT")
     live_lock = admin.connect()
+    lock = sa.text("SELECT pg_try_advisory_lock(:c, :k)")
     try:
+        assert live_lock.execute(lock, {"c": 0x706D, "k": run_lock_key(live)}).scalar()
+        # The dead run is alive while it is being built: another test's run on this server would
+        # rightly remove its databases before they hold their rows.
         with admin.connect() as conn:
+            assert conn.execute(lock, {"c": 0x706D, "k": run_lock_key(dead)}).scalar()
             for name, comment in comments.items():
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
                 conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
                 if comment:
                     conn.exec_driver_sql(f"COMMENT ON DATABASE \"{name}\" IS '{comment}'")
-        victims = [kept_live, customer, unmarked, foreign_marker]
-        for name in victims:
-            engine = sa.create_engine(admin.url.set(database=name), poolclass=NullPool)
-            with engine.begin() as conn:
-                conn.exec_driver_sql("CREATE TABLE customers (id int primary key, name text)")
-                conn.exec_driver_sql("INSERT INTO customers VALUES (1, 'Ada'), (2, 'Grace')")
-            engine.dispose()
-        assert live_lock.execute(
-            sa.text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": 0x706D, "k": run_lock_key(live)}
-        ).scalar()
+            victims = [kept_live, customer, unmarked, foreign_marker]
+            for name in victims:
+                engine = sa.create_engine(admin.url.set(database=name), poolclass=NullPool)
+                with engine.begin() as db:
+                    db.exec_driver_sql("CREATE TABLE customers (id int primary key, name text)")
+                    db.exec_driver_sql("INSERT INTO customers VALUES (1, 'Ada'), (2, 'Grace')")
+                engine.dispose()
+            unlock = sa.text("SELECT pg_advisory_unlock(:c, :k)")
+            assert conn.execute(unlock, {"c": 0x706D, "k": run_lock_key(dead)}).scalar()  # the run is dead now
         project.revision(**users_table("a1"))
         project.run("--migrations-url", url, "--migrations-checks", "stairway").assert_outcomes(passed=1)
         with admin.connect() as conn:
