@@ -33,6 +33,7 @@ from .exceptions import (
     RevisionGraphError,
 )
 from .history import Revision
+from .rootcause import FAILURE_PROPERTY, fingerprint
 from .since import History, read_ref
 from .state import project_key, settings_key
 from .urls import mask_passwords
@@ -112,6 +113,11 @@ def _run_item(request: pytest.FixtureRequest, _migrations_harnesses: Any) -> Non
     except RevisionBlocked as exc:
         _blocked(item, database, exc)
         return
+    except MigrationStepFailed as exc:
+        failure = fingerprint(check.name, database, exc)
+        if failure is not None:
+            item.user_properties.append((FAILURE_PROPERTY, failure))
+        raise
     finally:
         item.user_properties.extend((NOTES_PROPERTY, note) for note in notes)
     if result is not None:

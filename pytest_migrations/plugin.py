@@ -21,6 +21,7 @@ from .fixtures import (
 )
 from .location import locate_project
 from .reporting import ReportHooks
+from .rootcause import RootCauseHooks
 from .settings import Settings, add_options
 from .state import get_pool, get_project, pool_key, settings_key, try_project, worker_id
 from .xdist import XdistHooks, distributing
@@ -62,6 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ReportHooks(config, settings), "migrations-report")
     if not settings.enabled:
         return
+    if worker_id(config) is None:  # the controller, where every report arrives
+        config.pluginmanager.register(RootCauseHooks(), "migrations-root-cause")
     try:
         project = get_project(config)
     except MigrationsError as exc:

@@ -83,6 +83,54 @@ class TestOneRootCauseOneFailure:
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines([f"upgrade of revision {first} * raised RuntimeError: {first} is broken"])
 
+    @pytest.mark.parametrize("workers", ["0", "2"])
+    def test_a_walk_failing_where_the_revisions_item_fails_is_shown_in_full_once(
+        self, project: Project, workers: str
+    ) -> None:
+        """b2's upgrade and c3's downgrade raise: each fails its stairway item in full, and the whole walk
+        that repeats it fails with the headline, naming that item, without a second traceback (also when
+        the items ran on two xdist workers)."""
+        project.revision(**users_table("a1"))
+        project.revision("b2", "a1", 'raise RuntimeError("b2 is broken")', "pass")
+        result = project.run("--migrations-checks", "upgrade_to_head,stairway", "-n", workers)
+        result.assert_outcomes(passed=1, failed=2)
+        result.stdout.fnmatch_lines(
+            [
+                "*_ upgrade_to_head _*",
+                "upgrade of revision b2 * raised RuntimeError: b2 is broken",
+                "  reported in full by stairway?b2?:",
+                "    the same upgrade, run on its own, fails there with the same error at the same line; *",
+            ]
+        )
+        assert len(re.findall(r"b2_rev.py:\d+ in upgrade", result.stdout.str())) == 1
+
+        project.revision("b2", "a1", 'op.create_index("ix_n", "users", ["name"])', 'op.drop_index("ix_n", "users")')
+        project.revision("c3", "b2", 'op.add_column("users", sa.Column("age", sa.Integer))', 'raise ValueError("no")')
+        result = project.run("--migrations-checks", "stairway,downgrade_to_base", "-n", workers)
+        result.assert_outcomes(passed=2, failed=2)
+        result.stdout.fnmatch_lines(
+            ["*_ downgrade_to_base _*", "downgrade of revision c3 *", "  reported in full by *"]
+        )
+        assert len(re.findall(r"c3_rev.py:\d+ in downgrade", result.stdout.str())) == 1
+
+    def test_a_walk_failing_differently_from_the_revisions_item_keeps_its_full_report(self, project: Project) -> None:
+        """When the walk's error is not the item's (here a new random token each time), both stay whole."""
+        project.revision(**users_table("a1"))
+        project.revision("b2", "a1", "import uuid\nraise RuntimeError(uuid.uuid4().hex)", "pass")
+        result = project.run("--migrations-checks", "upgrade_to_head,stairway")
+        result.assert_outcomes(passed=1, failed=2)
+        assert len(re.findall(r"b2_rev.py:\d+ in upgrade", result.stdout.str())) == 2
+        assert "reported in full by" not in result.stdout.str()
+
+    def test_a_walk_keeps_its_full_report_when_the_revisions_item_is_deselected(self, project: Project) -> None:
+        """With stairway[b2] not in the run, upgrade_to_head is the only report of b2's failure: in full."""
+        project.revision(**users_table("a1"))
+        project.revision("b2", "a1", 'raise RuntimeError("b2 is broken")', "pass")
+        result = project.run("--migrations-checks", "upgrade_to_head,stairway", "-k", "not b2")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*b2_rev.py:* in upgrade", "*database state:*"])
+        assert "reported in full by" not in result.stdout.str()
+
 
 class TestWhatTeamsDecide:
     def test_accepting_one_known_difference(self, project: Project) -> None:
