@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Generator
 from pathlib import Path
@@ -125,9 +126,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Migrations
     # python plugin claims it instead and pytest_pycollect_makemodule below answers.
     if parent.session.isinitpath(file_path) or not _is_anchor(parent.config, file_path):
         return None
-    from .collection import MigrationsCollector
-
-    return MigrationsCollector.from_parent(parent, path=file_path)
+    return _collector(parent, file_path)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -135,9 +134,26 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> 
     """Collect env.py given on the command line as checks, never import it as a test module."""
     if not _is_anchor(parent.config, module_path):
         return None
+    return _collector(parent, module_path)
+
+
+def _collector(parent: pytest.Collector, env: Path) -> MigrationsCollector:
+    """The collector of env.py's checks, with a node id that names the file wherever it lies.
+
+    pytest gives a file outside the rootdir that is itself a command-line argument (the
+    plugin adds env.py to the arguments) an empty path, so ids would read ``::graph``.
+    Such an env.py gets its path relative to the rootdir instead, as pytest itself writes
+    ids outside it: ``../app/migrations/env.py::graph``, which ``--lf`` and a copied id
+    (``pytest -c pytest.ini '../app/migrations/env.py::graph'``) find again.
+    """
     from .collection import MigrationsCollector
 
-    return MigrationsCollector.from_parent(parent, path=module_path)
+    try:
+        relative = os.path.relpath(env, parent.config.rootpath).replace(os.sep, "/")
+    except ValueError:  # another drive (Windows): no relative path, pytest's own id
+        relative = ""
+    nodeid = relative if relative.startswith("../") else None
+    return MigrationsCollector.from_parent(parent, path=env, nodeid=nodeid)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -235,3 +235,24 @@ def test_last_failed_reruns_only_the_failed_revision(project: Project) -> None:
     again = project.pytester.runpytest("--migrations", "--migrations-checks", "stairway", "--lf", "-v")
     again.assert_outcomes(failed=1)  # and nothing passed: a1 and c3 did not run again
     again.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure*", "*stairway?b2? FAILED*"])
+
+
+def test_ids_name_an_env_py_outside_the_rootdir(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pytest ini lies in another folder than the Alembic project: the ids read ``../migrations/env.py::...``
+    (not ``::stairway[b2]``), and --lf and an id copied from the report find the item again."""
+    project.revision(**users_table("a1"))
+    project.revision("b2", "a1", 'op.create_index("ix", "users", ["name"])', "pass")
+    runner = project.root / "tests_of_migrations"
+    runner.mkdir()
+    (runner / "pytest.ini").write_text("[pytest]\nmigrations_config = ../alembic.ini\n")
+    monkeypatch.chdir(runner)
+    first = project.pytester.runpytest("--migrations", "--migrations-checks", "stairway", "-v")
+    first.assert_outcomes(passed=1, failed=1)
+    first.stdout.fnmatch_lines(
+        ["../migrations/env.py::stairway?a1? PASSED*", "../migrations/env.py::stairway?b2? FAILED*"]
+    )
+    again = project.pytester.runpytest("--migrations", "--migrations-checks", "stairway", "--lf", "-v")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["../migrations/env.py::stairway?b2? FAILED*"])
+    copied = project.pytester.runpytest("-c", "pytest.ini", "--migrations", "../migrations/env.py::stairway[a1]")
+    copied.assert_outcomes(passed=1)
