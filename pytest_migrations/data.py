@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 import uuid
 import warnings
 from collections import Counter
@@ -262,7 +263,11 @@ class RowDifference:
 
     @property
     def counts(self) -> str:
-        parts = [f"{len(self.lost)} lost" if self.lost else "", f"{len(self.changed)} changed" if self.changed else ""]
+        parts = [
+            f"{len(self.lost)} lost" if self.lost else "",
+            f"{len(self.changed)} changed" if self.changed else "",
+            f"{len(self.added)} new" if self.added and (self.lost or self.changed) else "",
+        ]
         return ", ".join(p for p in parts if p)
 
 
@@ -637,11 +642,31 @@ def _value(column: sa.Column[Any], kind: int, rng: random.Random, serial: int, u
         return document if isinstance(t, sa.JSON) else json.dumps(document)
     if isinstance(t, sa.Uuid):
         return uuid.UUID(int=rng.getrandbits(128))
+    if isinstance(t, sa.String) and _uuid_storage(column):
+        made = uuid.UUID(int=rng.getrandbits(128))
+        return made.hex if t.length == 32 else str(made)
     if isinstance(t, sa.String):
         return _string(t.length, kind, rng, serial, unique)
     if isinstance(t, sa.LargeBinary):
         return [b"\xff" * min(getattr(t, "length", None) or 64, 64), b"", b"\x00\x01", b"", rng.randbytes(8)][kind]
     return None
+
+
+def _uuid_storage(column: sa.Column[Any]) -> bool:
+    """Whether a string column holds UUIDs: ``CHAR(32)``/``CHAR(36)``, or ``VARCHAR`` of that length named as an id.
+
+    Where the database has no UUID type, SQLAlchemy's ``sa.Uuid`` and the GUID recipe of its
+    documentation store the hex in ``CHAR(32)``, and many apps keep ``str(uuid4())`` in
+    ``CHAR(36)``; reflection sees only the string. The app reads them back through its UUID
+    type, so a data migration would rightly fail on ``''`` there: such columns get UUIDs.
+    """
+    t = column.type
+    if getattr(t, "length", None) not in (32, 36):
+        return False
+    if isinstance(t, (sa.CHAR, sa.NCHAR)):
+        return True
+    name = column.name.lower()
+    return name in ("id", "uuid", "guid") or name.endswith(("_id", "_uuid", "_guid"))
 
 
 def _mariadb_json(t: sa.types.TypeEngine[Any]) -> bool:
@@ -736,6 +761,46 @@ def volatile_columns(tables: sa.MetaData | Mapping[str, sa.Table]) -> dict[str, 
             if _generated_by_database(column) or clock:
                 volatile.setdefault(name, set()).add(column.name)
     return volatile
+
+
+_UUID_TEXT = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def made_afresh(
+    expected: RowSnapshot, actual: RowSnapshot, differences: Iterable[RowDifference]
+) -> dict[str, set[str]]:
+    """Columns of the differing tables that hold new random UUIDs in each run: no value of one run is in the other.
+
+    A data migration that fills a table it creates with ``id=uuid.uuid4()`` gives the
+    re-upgrade other keys than the first upgrade, as it would in any second run; the
+    rows are compared without such columns. Every value must be a distinct, non-null UUID
+    in both runs, so a column a downgrade left NULL, or set to one value, is still compared.
+    """
+    fresh: dict[str, set[str]] = {}
+    for difference in differences:
+        before, after = expected.get(difference.table), actual.get(difference.table)
+        if difference.table_gone or before is None or after is None:
+            continue
+        for column in difference.columns:
+            if column not in after.columns:
+                continue
+            old = [row[before.columns.index(column)] for row in before.rows]
+            new = [row[after.columns.index(column)] for row in after.rows]
+            if (
+                _distinct_uuids(old)
+                and _distinct_uuids(new)
+                and not {str(v).replace("-", "") for v in old} & {str(v).replace("-", "") for v in new}
+            ):
+                fresh.setdefault(difference.table, set()).add(column)
+    return fresh
+
+
+def _distinct_uuids(values: Sequence[Any]) -> bool:
+    return (
+        bool(values)
+        and all(isinstance(v, uuid.UUID) or (isinstance(v, str) and _UUID_TEXT.fullmatch(v)) for v in values)
+        and len(set(values)) == len(values)
+    )
 
 
 def compare(

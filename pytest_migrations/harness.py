@@ -122,6 +122,8 @@ class Harness:
         """The rows of the stairway's database (one per multidb database) as last read (:class:`~.data.RowCache`)."""
         self.broken: dict[str, MigrationStepFailed] = {}
         """Revisions whose upgrade failed in this process, with the failure: walks go around them."""
+        self.broken_on_rows: set[str] = set()
+        """Those of :attr:`broken` that failed on generated rows (``--migrations-data``) and may pass without."""
 
     @property
     def graph(self) -> RevisionGraph:
@@ -134,17 +136,29 @@ class Harness:
 
     # ------------------------------------------------------------------ failing upgrades
 
-    def note_failure(self, exc: MigrationStepFailed) -> bool:
+    def note_failure(self, exc: MigrationStepFailed, *, on_rows: bool = False) -> bool:
         """Remember a revision whose (first) upgrade failed; ``True`` when that is news.
 
         A failed downgrade or re-upgrade is not remembered: walks only upgrade, and the
-        revision's first upgrade worked.
+        revision's first upgrade worked. ``on_rows``: it failed on a database holding
+        generated rows; the checks that run on empty tables (``drift``, ``downgrade_to_base``)
+        are not blocked by it until it fails there too, which is news again.
         """
         where = exc.where
-        if where.revision is None or not where.step.startswith("upgrade") or where.revision in self.broken:
+        if where.revision is None or not where.step.startswith("upgrade"):
+            return False
+        if where.revision in self.broken and (on_rows or where.revision not in self.broken_on_rows):
             return False
         self.broken[where.revision] = exc
+        if on_rows:
+            self.broken_on_rows.add(where.revision)
+        else:
+            self.broken_on_rows.discard(where.revision)
         return True
+
+    def broken_without_rows(self) -> list[str]:
+        """The revisions of :attr:`broken` that failed on empty tables, in graph order."""
+        return [rid for rid in self.graph.sorted(self.broken) if rid not in self.broken_on_rows]
 
     def blocker(self, requires: Iterable[str]) -> str | None:
         """The first revision (in graph order) among ``requires`` and their ancestors whose upgrade fails."""
@@ -153,11 +167,15 @@ class Harness:
         needed = self.graph.ancestors(requires)
         return next((rid for rid in self.graph.sorted(self.broken) if rid in needed), None)
 
-    def reachable(self, target: frozenset[str]) -> frozenset[str]:
-        """``target`` without the revisions that failing upgrades make impossible to reach."""
-        if not self.broken:
+    def reachable(self, target: frozenset[str], *, rows: bool = True) -> frozenset[str]:
+        """``target`` without the revisions that failing upgrades make impossible to reach.
+
+        ``rows=False``: for a walk on empty tables, where only failures on empty tables count.
+        """
+        broken = self.broken if rows else self.broken_without_rows()
+        if not broken:
             return target
-        return target - self.graph.descendants(self.broken)
+        return target - self.graph.descendants(broken)
 
     # ------------------------------------------------------------------ databases
 
@@ -480,12 +498,16 @@ class Harness:
         if applied and applied not in self._templates:
             self._templates[applied] = self.clone(dbs)
 
-    def database_at(self, position: int) -> DatabaseSet:
-        """A new database set with the first ``position`` revisions of the graph order applied."""
-        best = max((p for p in self._checkpoints if p <= position), default=None)
+    def database_at(self, position: int, *, empty_tables: bool = False) -> DatabaseSet:
+        """A new database set with the first ``position`` revisions of the graph order applied.
+
+        ``empty_tables``: walked from base, for a check that must not meet the generated
+        rows that checkpoints of a ``--migrations-data`` stairway hold.
+        """
+        best = None if empty_tables else max((p for p in self._checkpoints if p <= position), default=None)
         dbs = self.create() if best is None else self.clone(self._checkpoints[best])
         if best != position:
-            target = self.reachable(self.graph.prefix(position))
+            target = self.reachable(self.graph.prefix(position), rows=not empty_tables)
 
             def plan(session: Session) -> Iterator[RevisionStep]:
                 yield from session.walk_to(target, label="upgrade (walking to the starting revision)")
@@ -495,7 +517,7 @@ class Harness:
             except BaseException:
                 self.drop(dbs)
                 raise
-            if position == len(self.graph) or position % self.checkpoint_every == 0:
+            if not empty_tables and (position == len(self.graph) or position % self.checkpoint_every == 0):
                 self.keep_checkpoint(dbs, position)
         return dbs
 
