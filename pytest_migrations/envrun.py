@@ -64,7 +64,7 @@ from .exceptions import (
 from .history import RevisionGraph
 from .logstate import LoggingState
 from .project import AlembicProject
-from .sandbox import Allowed, observing, sandboxed
+from .sandbox import Allowed, library_file, observing, sandboxed
 from .schema import SchemaSnapshot, SnapshotTaker
 from .urls import database_identity, mask, sync_url, url_in_environment
 from .watchdog import GRACE_SECONDS, Canceller, StepTimeout, Stopped, raise_in_thread, wait
@@ -854,11 +854,10 @@ def _user_frames(exc: BaseException, focus: Path) -> str:
     env.py) always count, even when a project's migrations are installed in site-packages.
     """
     frames = traceback.extract_tb(exc.__traceback__)
-    site = ("site-packages", "/alembic/", "/sqlalchemy/", "pytest_migrations", "<string>", "<frozen")
     scripts = _script_root(focus)
 
     def is_user(filename: str) -> bool:
-        return filename.startswith(scripts) or not any(s in filename for s in site)
+        return filename.startswith(scripts) or not library_file(filename)
 
     user = [f for f in frames if is_user(f.filename)] or frames[-3:]
     lines = [f"{f.filename}:{f.lineno} in {f.name}\n    {f.line}" for f in user]

@@ -26,6 +26,7 @@ also followed here, for :mod:`.roles`.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import sysconfig
@@ -247,12 +248,32 @@ def _refuse(where: str) -> None:
     )
 
 
+def library_file(filename: str) -> bool:
+    """Whether a stack frame's file is Alembic's, SQLAlchemy's, the plugin's, the standard library's or installed.
+
+    By the packages' own folders, not by a folder name: ``alembic init alembic`` puts the
+    user's env.py and revision files in a folder named ``alembic`` too.
+    """
+    if "site-packages" in filename or filename.startswith(("<frozen", "<string>")):
+        return True
+    return filename.startswith(_library_folders())
+
+
+@functools.cache
+def _library_folders() -> tuple[str, ...]:
+    import alembic
+    import sqlalchemy
+
+    packages = [Path(module.__file__).parent for module in (alembic, sqlalchemy) if module.__file__]
+    paths = sysconfig.get_paths()
+    folders = {*map(str, packages), str(Path(__file__).parent), paths["stdlib"], paths["platstdlib"]}
+    return tuple(folder.rstrip(os.sep) + os.sep for folder in folders)
+
+
 def _culprit() -> str:
     """The innermost user file on the stack (a revision file or env.py), as ``path:line``."""
-    skip = ("site-packages", "/sqlalchemy/", "/alembic/", "pytest_migrations", "<frozen", "<string>")
-    stdlib = tuple({sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]})
     for frame in reversed(traceback.extract_stack()):
-        if not any(part in frame.filename for part in skip) and not frame.filename.startswith(stdlib):
+        if not library_file(frame.filename):
             name = Path(frame.filename).name
             what = "env.py" if name == "env.py" else f"revision file {name}"
             return f"{what} (line {frame.lineno}: {frame.line})"

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from ..helpers import Project, users_table
 
 
-def test_env_py_that_ignores_the_url_is_stopped_before_any_migration(project: Project) -> None:
-    """env.py reading its own URL is refused before Alembic touches that database: it stays as it was."""
+@pytest.mark.parametrize("folder", ["migrations", "alembic"])
+def test_env_py_that_ignores_the_url_is_stopped_before_any_migration(project: Project, folder: str) -> None:
+    """env.py reading its own URL is refused before Alembic touches that database: it stays as it was. The
+    report names env.py's line also in the folder `alembic init alembic` makes (Mealie), named as the package."""
     precious = project.root / "production.db"
     with sqlite3.connect(precious) as conn:
         conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
@@ -19,6 +23,10 @@ def test_env_py_that_ignores_the_url_is_stopped_before_any_migration(project: Pr
         "    connectable = engine_from_config(\n        config.get_section(config.config_ini_section, {}),",
         f"    connectable = engine_from_config(\n        {{'sqlalchemy.url': 'sqlite:///{precious}'}},",
     )
+    if folder != "migrations":
+        (project.root / "migrations").rename(project.root / folder)
+        ini = project.root / "alembic.ini"
+        ini.write_text(ini.read_text().replace(f"{project.root / 'migrations'}\n", f"{project.root / folder}\n"))
     result = project.run()
     result.assert_outcomes(passed=2, failed=4)
     result.stdout.fnmatch_lines(
