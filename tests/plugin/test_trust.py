@@ -261,6 +261,31 @@ class TestTrueMessages:
         result.assert_outcomes(passed=1, failed=1)
         result.stdout.fnmatch_lines(["*No support for ALTER of constraints*", "*fix:", "*op.batch_alter_table*"])
 
+    @pytest.mark.parametrize(
+        "downgrade",
+        [
+            'op.drop_constraint("uq_name", "users", type_="unique")',  # NotImplementedError from Alembic
+            'op.alter_column("users", "name", type_=sa.String(50))',  # ALTER COLUMN: SQLite's syntax error
+        ],
+    )
+    def test_sqlite_alter_in_a_downgrade_gets_the_batch_mode_hint_not_irreversible(
+        self, project: Project, downgrade: str
+    ) -> None:
+        """The same in a downgrade (Mealie): batch mode is the fix, not declaring the revision irreversible."""
+        project.revision(**users_table("a1"))
+        project.revision(
+            "b2",
+            "a1",
+            'with op.batch_alter_table("users") as b:\n'
+            '    b.create_unique_constraint("uq_name", ["name"])\n'
+            '    b.alter_column("name", type_=sa.String(80))',
+            downgrade,
+        )
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["downgrade of revision b2 *", "*fix:", "*SQLite cannot ALTER * in place*"])
+        assert "irreversible = True" not in result.stdout.str()
+
     def test_sys_exit_in_a_migration_is_an_item_failure(self, project: Project) -> None:
         """sys.exit() inside upgrade() fails that item, naming revision and line; the run goes on."""
         project.revision(**users_table("a1"))
