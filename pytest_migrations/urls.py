@@ -110,6 +110,26 @@ def sync_url(url: URL) -> URL:
     return with_driver(url.set(drivername=url.get_backend_name()))
 
 
+def as_application_url(url: URL) -> URL:
+    """``url`` as an application's own settings spell it: without the driver when it is SQLAlchemy's default.
+
+    The plugin names the driver it chose (``postgresql+psycopg2://``); many apps check
+    the scheme of their ``DATABASE_URL`` (``must be postgresql``) and would refuse it, while
+    ``create_engine`` resolves ``postgresql://`` to that same driver. A driver that is not
+    the default (``+asyncpg``, ``+pymysql`` where mysqlclient is missing) stays.
+    """
+    backend = url.get_backend_name()
+    if url.drivername == backend:
+        return url
+    try:
+        from sqlalchemy.dialects import registry
+
+        default = registry.load(backend).driver
+    except Exception:  # a dialect SQLAlchemy does not know by that name: keep what works
+        return url
+    return url.set(drivername=backend) if url.get_driver_name() == default else url
+
+
 @contextmanager
 def url_in_environment(name: str | None, url: URL) -> Iterator[None]:
     """Set environment variable ``name`` (when given) to ``url`` for the block; put back what was there."""
@@ -117,7 +137,7 @@ def url_in_environment(name: str | None, url: URL) -> Iterator[None]:
         yield
         return
     previous = os.environ.get(name)
-    os.environ[name] = url.render_as_string(hide_password=False)
+    os.environ[name] = as_application_url(url).render_as_string(hide_password=False)
     try:
         yield
     finally:

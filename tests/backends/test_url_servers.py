@@ -204,6 +204,30 @@ def test_a_postgresql_url_without_a_driver_runs_through_the_driver_sqlalchemy_gi
     result.stdout.fnmatch_lines([f"migrations: *postgresql via url postgresql+{expected}://*"])
 
 
+def test_the_url_variable_is_spelled_as_applications_check_it(project: Project) -> None:
+    """Apps check the scheme of their DATABASE_URL (Mealie: "must be postgresql"): the variable holds
+    ``postgresql://`` when the plugin runs through the driver ``create_engine`` gives that URL anyway, and names
+    the driver only when it took another one (installed where the default is not), which the URL must then say.
+    (The nox session ``psycopg`` runs this where the default driver is installed.)"""
+    server_url("postgresql")
+    own = sa.make_url("postgresql://").get_dialect().driver
+    other = {"psycopg": "psycopg2", "psycopg2": "psycopg"}[own]
+    expected = "postgresql" if importlib.util.find_spec(own) is not None else f"postgresql+{other}"
+    project.revision(**users_table("a1"))
+    schemes = project.root / "schemes.txt"
+    project.edit_env(
+        "    connectable = engine_from_config(\n        config.get_section(config.config_ini_section, {}),",
+        "    import os\n"
+        "    url = os.environ['DATABASE_URL']\n"
+        f"    with open({str(schemes)!r}, 'a') as seen:\n"
+        "        seen.write(url.split(':')[0] + '\\n')\n"
+        "    connectable = engine_from_config(\n        {'sqlalchemy.url': url},",
+    )
+    result = project.run("--migrations-url", SERVER_URLS["postgresql"], "--migrations-url-variable", "DATABASE_URL")
+    result.assert_outcomes(passed=5, skipped=1)
+    assert set(schemes.read_text().split()) == {expected}
+
+
 def test_a_mariadb_primary_key_whose_order_a_downgrade_reverses_is_named_plainly(project: Project) -> None:
     """A downgrade re-creating a composite primary key in the other column order (Airflow's 0041): the
     difference names the key's columns in order, and does not call a primary key UNIQUE."""

@@ -6,7 +6,14 @@ import pytest
 from sqlalchemy import make_url
 
 from pytest_migrations.providers import with_driver
-from pytest_migrations.urls import SecretURL, mask, mask_passwords, password_in_field, server_url_text
+from pytest_migrations.urls import (
+    SecretURL,
+    as_application_url,
+    mask,
+    mask_passwords,
+    password_in_field,
+    server_url_text,
+)
 
 from ..helpers import Project
 
@@ -73,3 +80,15 @@ def test_bad_migrations_url_usage_error_masks_the_password(project: Project, url
     assert "--migrations-url" in output
     assert SECRET not in output
     assert "***" in output
+
+
+def test_the_url_an_application_gets_names_no_driver_sqlalchemy_would_pick_anyway() -> None:
+    """As migrations_url_variable hands it to env.py: the default driver is left out, any other is kept."""
+    own = make_url("postgresql://").get_dialect().driver
+    other = {"psycopg": "psycopg2", "psycopg2": "psycopg"}[own]
+    url = make_url(f"postgresql+{own}://app:secret@db/app_test")
+    assert as_application_url(url).render_as_string(hide_password=False) == "postgresql://app:secret@db/app_test"
+    kept = make_url(f"postgresql+{other}://app@db/x")
+    assert as_application_url(kept) == kept
+    assert str(as_application_url(make_url("postgresql+asyncpg://app@db/x"))) == "postgresql+asyncpg://app@db/x"
+    assert str(as_application_url(make_url("sqlite:///app.db"))) == "sqlite:///app.db"
