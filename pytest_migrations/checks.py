@@ -475,12 +475,23 @@ def _compare(
             f"{len(diff)} difference(s) from the schema before the upgrade"
         )
         lines = diff.render_lines(expected="before the upgrade", actual="after the downgrade")
+        entries = list(dict.fromkeys(json.dumps(accept_entry(d), ensure_ascii=False) for d in rest))
+        shown = ", ".join(entries[:_ENTRIES_SHOWN]) + (", ..." if len(entries) > _ENTRIES_SHOWN else "")
         fix = (
             f"make downgrade() in {revision.path.name} reverse every operation of upgrade() "
             "(objects marked + were left behind, - were removed or not restored, ~ were changed); "
-            f"to keep a difference on purpose, accept exactly it, one entry per difference: {ACCEPT_ATTRIBUTE} = "
-            f"[{json.dumps(accept_entry(rest[0]), ensure_ascii=False)}] in {revision.path.name}"
+            "to keep a difference on purpose, accept exactly it, one entry per difference"
+            f"{f' ({len(entries)} entries for all of them)' if len(entries) > 1 else ''}: {ACCEPT_ATTRIBUTE} = "
+            f"[{shown}] in {revision.path.name}"
         )
+        labels = [d.name for d in rest if d.kind == "enum" and d.fact == "labels"]
+        if labels:
+            fix += (
+                f"; PostgreSQL cannot drop a label of enum {labels[0]}: downgrade() must re-create the type without "
+                "it (rename the type, create the old one, ALTER the columns to it USING <column>::text::<type>, "
+                "drop the renamed one), or, to keep the label, accept it and make upgrade() add it with ALTER TYPE "
+                "... ADD VALUE IF NOT EXISTS, so that the re-upgrade can run over it"
+            )
         suggestion = suggest_downgrade(diff)
         if suggestion:
             fix += "; for what was left behind, downgrade() probably needs:\n" + "\n".join(suggestion)
@@ -548,7 +559,10 @@ def _with_autogenerate_fix(
             if name == "fix":
                 body = body.split("; for what was left behind")[0]
                 if rest:
-                    body += "; for what was left behind, downgrade() probably needs:\n" + "\n".join(rest)
+                    body += (
+                        "; for what was left behind besides the tables, downgrade() probably needs, after the "
+                        "code autogenerate gives below (tables may depend on them):\n" + "\n".join(rest)
+                    )
             sections.append((name, body))
         sections.append((title, code))
         mismatch.sections = tuple(sections)
@@ -627,6 +641,9 @@ def _verify_fix(harness: Harness, dbs: Any, code: str, expected: SchemaSnapshot,
     return "what autogenerate says downgrade() is missing (applied to a copy of the database, it removes them)"
 
 
+_ENTRIES_SHOWN = 6
+"""Accept entries a fix lists at most: accepting more differences than that is rarely what a team means."""
+
 _DROP_KEYWORDS = {
     "enum": "TYPE",
     "sequence": "SEQUENCE",
@@ -639,10 +656,17 @@ _DROP_KEYWORDS = {
 _CONSTRAINT_TYPES = {"foreign key": "foreignkey", "unique constraint": "unique", "check constraint": "check"}
 
 
+_DROP_ORDER = ("view", "table", "function", "enum", "sequence", "role", "extension", "schema")
+"""What depends on what: views on tables, tables (their indexes, defaults, columns) on functions, types,
+sequences and extensions (a gin_trgm_ops index on pg_trgm), everything on its schema; dropped in this order."""
+
+
 def suggest_downgrade(diff: SchemaDiff, *, tables_too: bool = True) -> list[str]:
-    """``op.*`` lines that would remove what a downgrade left behind (the ``+`` differences)."""
+    """``op.*`` lines that would remove what a downgrade left behind (the ``+`` differences), in an order
+    the database accepts (:data:`_DROP_ORDER`)."""
     lines: list[str] = []
-    for d in diff:
+    rank = {kind: number for number, kind in enumerate(_DROP_ORDER)}
+    for d in sorted(diff, key=lambda d: rank.get(d.kind, len(rank))):
         if d.expected is not None or (d.kind == "table" and not tables_too):
             continue
         schema, _, name = d.name.rpartition(".")

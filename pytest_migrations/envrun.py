@@ -623,6 +623,15 @@ class EnvRunner:
         seen = "as a new connection sees it after the failure, the schema"
         if not diff:
             return f"{seen} is as it was before the step"
+        if _rolled_back_with_the_run(session) and all(d.actual is None for d in diff):
+            # Expected, and no news: the run's one transaction took the earlier steps with it.
+            names = [f'{d.kind} "{d.name}"' + (f" ({d.fact})" if d.fact else "") for d in diff]
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            return (
+                f"{seen} lacks what the {len(session.in_run)} earlier step(s) of this env.py run made, gone with the "
+                f"rollback: {shown}. The failing step did not remove them; run as separate `alembic` commands, "
+                "those steps would have stayed"
+            )
         return "\n".join(
             [
                 f"{seen} differs from before the step in {len(diff)} way(s):",
@@ -651,6 +660,18 @@ def _statement_lines(session: Session) -> list[str]:
     return lines
 
 
+def _rolled_back_with_the_run(session: Session) -> bool:
+    """Whether the failure rolled back earlier steps too: env.py's one transaction held them all."""
+    context = session.context
+    return bool(
+        session.in_run
+        and context.impl.transactional_ddl
+        and not session.committed
+        and not any(st.commits and st.done for st in session.statements)
+        and not context.opts.get("transaction_per_migration")
+    )
+
+
 def _reasoned_state(session: Session, revision: str) -> str:
     """What stays, from the dialect's transactional DDL and the commits seen during the step."""
     context = session.context
@@ -662,7 +683,8 @@ def _reasoned_state(session: Session, revision: str) -> str:
         also = ""
         if in_run and scope == "this walk":  # env.py's one transaction held every step of this env.py run
             also = (
-                f" (env.py runs every step in one transaction: the {in_run} earlier step(s) of this run are gone too)"
+                f" (env.py runs every step in one transaction: the {in_run} earlier step(s) of this env.py run, the "
+                "plugin's walk to this revision included, are gone too)"
             )
         return (
             f"{context.dialect.name} has transactional DDL: the transaction of {scope} was rolled back{also}, so "

@@ -36,6 +36,30 @@ def test_postgresql_enum_left_by_a_downgrade_still_fails(project: Project) -> No
     result.stdout.fnmatch_lines(['*+ enum "order_status": present after the downgrade*'])
 
 
+def test_postgresql_enum_label_a_downgrade_keeps_gets_advice_that_leads_to_a_pass(project: Project) -> None:
+    """PostgreSQL cannot drop an enum label (Mealie's OIDC): the fix says how to re-create the type, or to accept
+    the label and add it with IF NOT EXISTS; following the second gives a passing item, as the fix promises."""
+    url = server_url("postgresql")
+    project.revision("a1", None, ENUM_TABLE, ENUM_DOWN)
+    project.revision("b2", "a1", "op.execute(\"ALTER TYPE order_status ADD VALUE 'void'\")", "pass")
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway", "-k", "b2")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*PostgreSQL cannot drop a label of enum order_status: downgrade() must re-create the type without it*"
+            "accept it and make upgrade() add it with ALTER TYPE ... ADD VALUE IF NOT EXISTS*"
+        ]
+    )
+    project.revision(
+        "b2",
+        "a1",
+        "op.execute(\"ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'void'\")",
+        "pass",
+        extra='stairway_accept = ["enum order_status: labels"]',
+    )
+    project.run("--migrations-url", url, "--migrations-checks", "stairway", "-k", "b2").assert_outcomes(passed=1)
+
+
 def test_postgresql_env_py_that_never_commits_fails(project: Project) -> None:
     """Without begin_transaction() on SQLAlchemy 2, `alembic upgrade` commits nothing: the items say so."""
     url = server_url("postgresql")
@@ -70,6 +94,67 @@ def test_postgresql_commit_inside_a_step_is_not_reported_as_rolled_back(project:
             "*the step committed part of its work (a COMMIT after statement 2)*",
             "*as a new connection sees it after the failure, the schema differs from before the step in 1 way(s):",
             '*+ table "users": column x integer NULL: present after the failure*',
+        ]
+    )
+
+
+def test_postgresql_failure_names_what_the_rollback_of_the_walk_took_in_one_line(project: Project) -> None:
+    """env.py's one transaction held the plugin's walk to c4's parent too: the failure's rollback takes those
+    tables with it. That is said in one line, not as a "missing after the failure" line per object, which
+    blamed the failing step for them and buried its one error (Mealie: 45 to 72 lines per item)."""
+    url = server_url("postgresql")
+    for number, parent in enumerate([None, "t1", "t2"], 1):
+        project.revision(
+            f"t{number}",
+            parent,
+            f'op.create_table("t{number}", sa.Column("id", sa.Integer, primary_key=True))',
+            f'op.drop_table("t{number}")',
+        )
+    project.revision("c4", "t3", 'op.add_column("t1", sa.Column("x", sa.Integer))', 'raise RuntimeError("no")')
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway", "-k", "c4")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the transaction of this walk was rolled back (env.py runs every step in one transaction: the 4 earlier "
+            "step(s) of this env.py run, the plugin's walk to this revision included, are gone too)*",
+            "*as a new connection sees it after the failure, the schema lacks what the 4 earlier step(s) of this "
+            'env.py run made, gone with the rollback: table "t1", table "t2", table "t3". The failing step did not '
+            "remove them*",
+        ]
+    )
+    assert "missing after the failure" not in result.stdout.str()
+
+
+def test_postgresql_extension_left_with_an_index_using_it_gets_a_fix_that_works_as_pasted(project: Project) -> None:
+    """pg_trgm and a gin_trgm_ops index left by a `pass` downgrade (Mealie): the accept hint has an entry for each
+    difference, and the extension's drop is said to come after the index's (before it, PostgreSQL refuses)."""
+    url = server_url("postgresql")
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("recipes", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(50)))',
+        'op.drop_table("recipes")',
+    )
+    project.revision(
+        "b2",
+        "a1",
+        'op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")\n'
+        'op.create_index("ix_gin", "recipes", ["name"], postgresql_using="gin", '
+        'postgresql_ops={"name": "gin_trgm_ops"})',
+        "pass",
+    )
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway", "-k", "b2")
+    result.assert_outcomes(failed=1)
+    assert (
+        'one entry per difference (2 entries for all of them): stairway_accept = ["extension pg_trgm", '
+        '"table recipes: index ix_gin"]'
+    ) in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*downgrade() probably needs, after the code autogenerate gives below*",
+            '*op.execute("DROP EXTENSION pg_trgm")',
+            "*what autogenerate says downgrade() is missing*",
+            "*op.drop_index(op.f('ix_gin')*",
         ]
     )
 

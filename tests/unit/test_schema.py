@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_migrations.checks import suggest_downgrade
 from pytest_migrations.pg_catalog import _pg_column, _pg_constraint, _pg_function_definition
 from pytest_migrations.policy import accept_entry, matches
 from pytest_migrations.schema import (
     Difference,
     ObjectState,
+    SchemaDiff,
     SchemaSnapshot,
     _mysql_generated_index,
     _normalise_default,
@@ -224,3 +226,24 @@ def test_the_accept_entry_of_a_difference_accepts_it_though_its_text_holds_wildc
     assert matches(accept_entry(left), left)
     assert not matches(accept_entry(left), other)
     assert matches("table posts", other)  # the whole table: what the failure no longer proposes
+
+
+def test_the_suggested_downgrade_drops_what_tables_use_after_the_tables() -> None:
+    """A downgrade that left pg_trgm, an enum and a gin index behind: pasted in the order shown, the drops
+    must run (DROP EXTENSION before the index that uses it fails with DependentObjectsStillExist)."""
+    diff = SchemaDiff(
+        (
+            Difference("enum", "mood", None, None, "happy, sad"),
+            Difference("extension", "pg_trgm", None, None, "1.6"),
+            Difference("schema", "audit", None, None, "schema"),
+            Difference("table", "recipes", "index ix_gin", None, "USING gin (name gin_trgm_ops)"),
+            Difference("view", "recent", None, None, "view"),
+        )
+    )
+    assert [line.strip() for line in suggest_downgrade(diff)] == [
+        'op.execute("DROP VIEW recent")',
+        'op.drop_index("ix_gin", table_name="recipes")',
+        'op.execute("DROP TYPE mood")',
+        'op.execute("DROP EXTENSION pg_trgm")',
+        'op.execute("DROP SCHEMA audit")',
+    ]
