@@ -821,6 +821,7 @@ def check_downgrade_to_base(harness: Harness, notes: list[str] | None = None) ->
                     ),
                     ("fix", f"{fix}; the stairway items show which"),
                 ],
+                diff=diff,
             )
     if floor and notes is not None:
         kept = ", ".join(f"{graph[rid].short_id} ({reason})" for rid, reason in exempt.items())

@@ -31,9 +31,10 @@ from .exceptions import (
     MigrationStepFailed,
     RevisionBlocked,
     RevisionGraphError,
+    SchemaMismatch,
 )
 from .history import Revision
-from .rootcause import FAILURE_PROPERTY, fingerprint
+from .rootcause import DIFFERENCES_PROPERTY, FAILURE_PROPERTY, differences, fingerprint
 from .since import History, read_ref
 from .state import project_key, settings_key
 from .urls import mask_passwords
@@ -117,6 +118,11 @@ def _run_item(request: pytest.FixtureRequest, _migrations_harnesses: Any) -> Non
         failure = fingerprint(check.name, database, exc)
         if failure is not None:
             item.user_properties.append((FAILURE_PROPERTY, failure))
+        raise
+    except SchemaMismatch as exc:
+        found = differences(check.name, database, exc)
+        if found is not None:
+            item.user_properties.append((DIFFERENCES_PROPERTY, found))
         raise
     finally:
         item.user_properties.extend((NOTES_PROPERTY, note) for note in notes)

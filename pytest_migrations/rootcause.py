@@ -12,7 +12,11 @@ the same lines of the revision file. The walk still fails (production's command 
 its report keeps the headline and names the item that shows the rest. When the two
 failures differ (a walk that fails because of what another branch did), both stay whole.
 
-Reports are shortened in place before the terminal summary prints them; an item that
+``downgrade_to_base`` that finds something left behind at base likewise names the
+stairway items whose downgrade differences include the same objects: the revision to fix,
+which its own report ("the stairway items show which") left the user to look for.
+
+Reports are changed in place before the terminal summary prints them; an item that
 is not in the run (``-k``, ``--lf``) never reports, and the walk keeps its full report.
 """
 
@@ -25,10 +29,13 @@ from typing import Any
 import pytest
 
 from .backends import PREFIX
-from .exceptions import MigrationStepFailed, first_line
+from .exceptions import MigrationStepFailed, SchemaMismatch, first_line
 
 FAILURE_PROPERTY = "pytest_migrations_step_failure"
 """The ``user_properties`` name under which a report carries its step failure's fingerprint."""
+
+DIFFERENCES_PROPERTY = "pytest_migrations_differences"
+"""The ``user_properties`` name under which a report carries the objects its schema mismatch names."""
 
 WALKS = ("upgrade_to_head", "downgrade_to_base")
 """The whole-walk checks: each step of theirs is a step of some revision's own item."""
@@ -54,6 +61,14 @@ def fingerprint(check: str, database: str, exc: MigrationStepFailed) -> dict[str
     }
 
 
+def differences(check: str, database: str, exc: SchemaMismatch) -> dict[str, Any] | None:
+    """The objects and facts a stairway or downgrade_to_base mismatch names, to match one with the other."""
+    if exc.diff is None or check not in ("stairway", "downgrade_to_base"):
+        return None
+    keys = sorted({(d.kind, d.name, d.fact or "") for d in exc.diff})
+    return {"check": check, "database": database, "keys": [list(key) for key in keys]}
+
+
 class RootCauseHooks:
     """Shortens a walk's report that repeats a revision item's failure; on the controller only."""
 
@@ -62,6 +77,10 @@ class RootCauseHooks:
         """Failed walk reports by fingerprint key."""
         self.items: dict[str, str] = {}
         """The item name of each revision item's failure, by fingerprint key."""
+        self.bases: dict[str, tuple[pytest.TestReport, str, set[tuple[str, ...]]]] = {}
+        """Per database: downgrade_to_base's failed report, its text as it came, the objects it names."""
+        self.revisions: dict[str, dict[str, set[tuple[str, ...]]]] = {}
+        """Per database: the objects each failed stairway item's mismatch names, by item name."""
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml and the terminal take the text
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -70,6 +89,8 @@ class RootCauseHooks:
         for name, value in report.user_properties:
             if name == FAILURE_PROPERTY and isinstance(value, dict):
                 self._add(report, value)
+            elif name == DIFFERENCES_PROPERTY and isinstance(value, dict):
+                self._add_differences(report, value)
 
     def _add(self, report: pytest.TestReport, failure: dict[str, Any]) -> None:
         check, key = failure["check"], repr(failure["key"])
@@ -80,6 +101,30 @@ class RootCauseHooks:
         if key in self.walks and key in self.items:
             walk, walk_failure = self.walks.pop(key)
             walk.longrepr = _brief(walk_failure["headline"], self.items[key], failure["key"][2])
+
+    def _add_differences(self, report: pytest.TestReport, found: dict[str, Any]) -> None:
+        database, keys = found["database"], {tuple(key) for key in found["keys"]}
+        if found["check"] == "downgrade_to_base":
+            self.bases[database] = (report, str(report.longrepr), keys)
+        else:
+            self.revisions.setdefault(database, {})[report.nodeid.rpartition("::")[2]] = keys
+        if database not in self.bases:
+            return
+        base, text, left = self.bases[database]
+        named = {item: left & theirs for item, theirs in self.revisions.get(database, {}).items() if left & theirs}
+        if named:
+            base.longrepr = text + _named(named, left)
+
+
+def _named(named: dict[str, set[tuple[str, ...]]], left: set[tuple[str, ...]]) -> str:
+    covered = set().union(*named.values())
+    head = (
+        "every one of these differences is also a failure of a revision's own item"
+        if covered == left
+        else f"{len(covered)} of these {len(left)} differences are also failures of the revisions' own items"
+    )
+    lines = [f"    - {item}: {len(keys)} of them" for item, keys in sorted(named.items())]
+    return f"\n  the revisions to fix:\n    {head}; fix those downgrades first:\n" + "\n".join(lines)
 
 
 def _brief(headline: str, item: str, step: str) -> str:

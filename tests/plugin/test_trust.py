@@ -113,6 +113,29 @@ class TestOneRootCauseOneFailure:
         )
         assert len(re.findall(r"c3_rev.py:\d+ in downgrade", result.stdout.str())) == 1
 
+    @pytest.mark.parametrize("workers", ["0", "2"])
+    def test_downgrade_to_base_names_the_revisions_whose_downgrades_leave_what_it_finds(
+        self, project: Project, workers: str
+    ) -> None:
+        """b2 leaves its audit table behind and c3 its index on it: downgrade_to_base finds the table at base, and
+        names stairway[b2], whose own report shows the same table, instead of 'the stairway items show which'."""
+        project.revision(**users_table("a1"))
+        project.revision("b2", "a1", 'op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True))', "pass")
+        project.revision("c3", "b2", 'op.create_index("ix_n", "users", ["name"])', 'op.drop_index("ix_n", "users")')
+        result = project.run("--migrations-checks", "stairway,downgrade_to_base", "-n", workers)
+        result.assert_outcomes(passed=2, failed=2)
+        result.stdout.fnmatch_lines(
+            [
+                "*_ downgrade_to_base _*",
+                "downgrading every revision to base leaves 1 difference(s) from a fresh database",
+                "*the revisions to fix:",
+                "*every one of these differences is also a failure of a revision's own item; fix those downgrades "
+                "first:",
+                "*stairway?b2?: 1 of them",
+            ]
+        )
+        assert "stairway[c3]" not in result.stdout.str()
+
     def test_a_walk_failing_differently_from_the_revisions_item_keeps_its_full_report(self, project: Project) -> None:
         """When the walk's error is not the item's (here a new random token each time), both stay whole."""
         project.revision(**users_table("a1"))
