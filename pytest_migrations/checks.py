@@ -426,16 +426,18 @@ class _Rows:
         if before is None:
             return
         statement = getattr(exc.cause, "statement", None)
+        if not isinstance(statement, str):  # raised in Python: the tables its queries read matter
+            statement = " ".join(exc.statements)
         shown = None
-        if isinstance(statement, str):
+        if statement:
             words = {word.lower() for word in re.findall(r"[A-Za-z_][\w$]*", statement)}
-            shown = [name for name in before if name.lower() in words]
+            shown = [name for name in before if name.lower() in words] or None
         lines = rowdata.render_rows(before, shown)
         exc.sections = (
             *exc.sections,
             (
                 "rows (--migrations-data)",
-                rowdata.describe(before, self.seeded)
+                rowdata.describe(before, self.seeded, shown)
                 + ("\n" + "\n".join(lines) if lines else "")
                 + "\nthe step ran on these rows; on the same tables empty it may pass. Edge values (NULL, '', the "
                 "longest string, negatives, boundary dates) are generated on purpose: the migration must handle "

@@ -845,11 +845,20 @@ def compare(
     return out
 
 
-def describe(rows: RowSnapshot, seeded: Mapping[str, Seeded]) -> str:
-    """Which tables had rows, and where they came from: the context of a failure on rows."""
+def describe(rows: RowSnapshot, seeded: Mapping[str, Seeded], tables: Iterable[str] | None = None) -> str:
+    """Which tables had rows, and where they came from: the context of a failure on rows.
+
+    ``tables``: the ones that matter (the step named them); the others with rows are counted
+    in one line, not listed (a history of 50 tables gave 50 lines before the one that mattered).
+    """
     lines = []
+    wanted = None if tables is None else set(tables)
+    others = 0
     for name, table in sorted(rows.items()):
         if not table.rows:
+            continue
+        if wanted is not None and name not in wanted:
+            others += 1
             continue
         made = seeded.get(name)
         if made is not None and made.inserted:
@@ -860,6 +869,8 @@ def describe(rows: RowSnapshot, seeded: Mapping[str, Seeded]) -> str:
         else:
             origin = "kept from earlier revisions' seeding"
         lines.append(f'table "{name}": {len(table.rows)} row(s), {origin}')
+    if others:
+        lines.append(f"{others} {'other ' if lines else ''}table(s) the step did not name had rows too")
     return "\n".join(lines) or "no table had rows"
 
 

@@ -580,7 +580,7 @@ class EnvRunner:
         if hint:
             sections.append(("fix", hint))
         sections.append(("database state", self._state_after_failure(session, rev.id)))
-        return MigrationStepFailed(summary, where, exc, sections)
+        return MigrationStepFailed(summary, where, exc, sections, [st.sql for st in session.statements])
 
     def _env_failed(self, exc: BaseException) -> MigrationStepFailed:
         env = self.project.env_path
@@ -701,11 +701,25 @@ def _reasoned_state(session: Session, revision: str) -> str:
             f"{context.dialect.name} has no transactional DDL, but the database accepted no statement of this "
             f"step: nothing {revision[:12]} ran stays. Steps completed earlier in this walk: {done}"
         )
+    if not any(st.done and not _reads_only(st.sql) for st in session.statements):
+        return (
+            f"{context.dialect.name} has no transactional DDL, but the statements the database accepted only read: "
+            f"nothing {revision[:12]} ran changed the database. Steps completed earlier in this walk: {done}"
+        )
     return (
         f"{context.dialect.name} has no transactional DDL: every DDL statement the database accepted stays "
         "applied, so in production this step leaves the database half-migrated (make it safe to rerun, or split "
         f"it into steps that each do one DDL statement). Steps completed earlier in this walk: {done}"
     )
+
+
+def _reads_only(sql: str) -> bool:
+    """Whether a statement only reads: SELECT (not ``SELECT ... INTO`` or ``FOR UPDATE``), SHOW, a PRAGMA query."""
+    text = sql.lstrip().upper()
+    if text.startswith("PRAGMA"):
+        return "=" not in text
+    first = text.split(None, 1)[0] if text else ""
+    return first in ("SELECT", "SHOW", "EXPLAIN", "DESCRIBE") and not re.search(r"\bINTO\b|\bFOR\s+UPDATE\b", text)
 
 
 def _completed(steps: Sequence[tuple[str, str]], shown: int = 3) -> str:

@@ -154,10 +154,17 @@ class MigrationStepFailed(MigrationCheckFailed):
     """An ``upgrade()`` or ``downgrade()`` raised, or ``env.py`` itself did."""
 
     def __init__(
-        self, summary: str, where: StepContext, cause: BaseException, sections: Sequence[tuple[str, str]] = ()
+        self,
+        summary: str,
+        where: StepContext,
+        cause: BaseException,
+        sections: Sequence[tuple[str, str]] = (),
+        statements: Sequence[str] = (),
     ) -> None:
         self.where = where
         self.cause = cause
+        self.statements = tuple(statements)
+        """The SQL the step sent before it failed, the failing statement last when there is one."""
         super().__init__(summary, sections)
 
 

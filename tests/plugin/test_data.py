@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from pytest_migrations import changes
@@ -520,3 +522,34 @@ def test_keys_a_data_migration_makes_with_uuid4_are_not_compared_after_the_re_up
             '*table "user_settings" (user_id, run):',
         ]
     )
+
+
+def test_a_step_raising_after_reads_shows_the_rows_of_the_tables_it_read_and_claims_no_change(
+    project: Project,
+) -> None:
+    """b2 reads users and raises in Python (Mealie's duplicate merge): the rows shown are those of the table
+    its queries named, the six other seeded tables are one line, and the state says nothing changed (SQLite
+    has no transactional DDL, but the step only read), not that production is left half-migrated."""
+    tables = "\n".join(
+        f'op.create_table("other{n}", sa.Column("id", sa.Integer, primary_key=True), sa.Column("x", sa.String(9)))'
+        for n in range(6)
+    )
+    project.revision("a1", None, textwrap.dedent(users_table()["upgrade"]) + tables, 'op.drop_table("users")')
+    project.revision(
+        "b2", "a1", 'op.get_bind().execute(sa.text("SELECT id, name FROM users")).all()\nraise ValueError("dupes")'
+    )
+    result = project.run("--migrations-checks", "stairway", "--migrations-data", "-k", "b2")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*sqlite has no transactional DDL, but the statements the database accepted only read: nothing b2 ran "
+            "changed the database*",
+            "*rows (--migrations-data):",
+            '*table "users": 5 row(s), generated for this revision*',
+            "*6 other table(s) the step did not name had rows too",
+            '*table "users" (id, name):',
+        ]
+    )
+    out = result.stdout.str()
+    assert "half-migrated" not in out
+    assert 'table "other0"' not in out
