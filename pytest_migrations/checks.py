@@ -403,9 +403,9 @@ class _Rows:
             fix = (
                 f"upgrade() of {revision.path.name} must give the same rows on data that went through its downgrade: "
                 "the downgrade leaves values the upgrade's data migration treats differently (a row or a counter "
-                "it does not take back), or the upgrade makes values anew in each run in Python (the clock, random "
-                "values other than UUIDs: let the database make them with a server_default, which is not "
-                f'compared); if the difference is deliberate, declare it: {LOSSY_ATTRIBUTE} = "<why>" in '
+                "it does not take back), or the upgrade makes values anew in each run (the clock, random values other "
+                "than UUIDs: a column's server_default is not compared); if the difference is deliberate, "
+                f'declare it: {LOSSY_ATTRIBUTE} = "<why>" in '
                 f"{revision.path.name} (its rows are then compared neither after the downgrade nor after the "
                 "re-upgrade)"
             )

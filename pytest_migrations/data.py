@@ -730,16 +730,25 @@ def _token(serial: int) -> str:
 
 
 def snapshot(connection: Connection, tables: sa.MetaData | Mapping[str, sa.Table]) -> RowSnapshot:
-    """Every row of every table given, as sorted tuples (cheap for the few rows seeding makes)."""
+    """Every row of every table given, as sorted tuples (cheap for the few rows seeding makes).
+
+    On SQLite the values are read as stored: a column's declared type says little there (a
+    ``CREATE TABLE ... AS SELECT`` declares copied DATETIME columns ``NUM`` and keeps their
+    text), and SQLAlchemy's conversion for the reflected type would raise on them.
+    """
     taken: RowSnapshot = {}
     given = tables.tables if isinstance(tables, sa.MetaData) else tables
+    stored = connection.dialect.name == "sqlite"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sa.exc.SAWarning)
         for name, table in given.items():
             columns = tuple(c.name for c in table.columns)
-            rows = tuple(
-                sorted((tuple(_normal(v) for v in r) for r in connection.execute(sa.select(table))), key=_row_key)
+            query = (
+                sa.select(*(sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in table.columns))
+                if stored
+                else sa.select(table)
             )
+            rows = tuple(sorted((tuple(_normal(v) for v in r) for r in connection.execute(query)), key=_row_key))
             taken[name] = TableRows(columns, rows, tuple(c.name for c in table.primary_key.columns))
     return taken
 
@@ -769,12 +778,14 @@ _UUID_TEXT = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 def made_afresh(
     expected: RowSnapshot, actual: RowSnapshot, differences: Iterable[RowDifference]
 ) -> dict[str, set[str]]:
-    """Columns of the differing tables that hold new random UUIDs in each run: no value of one run is in the other.
+    """Columns of the differing tables that hold UUIDs made anew in each run, and only them differ.
 
-    A data migration that fills a table it creates with ``id=uuid.uuid4()`` gives the
-    re-upgrade other keys than the first upgrade, as it would in any second run; the
-    rows are compared without such columns. Every value must be a distinct, non-null UUID
-    in both runs, so a column a downgrade left NULL, or set to one value, is still compared.
+    A data migration that fills a table it creates with ``id=uuid.uuid4()``, or gives the
+    duplicates of a column new random UUIDs (Galaxy's dedup of ``dataset.uuid``), gives the
+    re-upgrade other values than the first upgrade, as any second run would. Such a column
+    is set aside when every value is a distinct, non-null UUID in both runs and the rows are
+    equal without it, so a column a downgrade left NULL, or set to one value, or a row that
+    differs elsewhere too, is still compared.
     """
     fresh: dict[str, set[str]] = {}
     for difference in differences:
@@ -786,11 +797,10 @@ def made_afresh(
                 continue
             old = [row[before.columns.index(column)] for row in before.rows]
             new = [row[after.columns.index(column)] for row in after.rows]
-            if (
-                _distinct_uuids(old)
-                and _distinct_uuids(new)
-                and not {str(v).replace("-", "") for v in old} & {str(v).replace("-", "") for v in new}
-            ):
+            if not (_distinct_uuids(old) and _distinct_uuids(new)):
+                continue
+            rest = [c for c in difference.columns if c != column]
+            if Counter(before.project(rest).rows) == Counter(after.project(rest).rows):
                 fresh.setdefault(difference.table, set()).add(column)
     return fresh
 

@@ -121,6 +121,8 @@ class Session:
     """Re-execute every revision file before its step, even on first use (env.py reads a URL variable)."""
     before_step: SchemaSnapshot | None = None
     """The schema right before the pending step, when the plan took it: a failure then says what stays."""
+    raised: BaseException | None = None
+    """What the pending step's ``upgrade()``/``downgrade()`` raised, kept in case env.py swallows it."""
     finished: bool = False
     """The plan ran to its end (the run's commit is then checked from a second connection)."""
     started: float | None = None
@@ -131,6 +133,18 @@ class Session:
         conn = self.context.connection
         assert conn is not None, "env.py ran in offline mode"
         return conn
+
+    def _keeping_what_it_raises(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` (a step's upgrade or downgrade), noting what it raises before it propagates."""
+
+        def migration(**kw: Any) -> Any:
+            try:
+                return function(**kw)
+            except BaseException as exc:
+                self.raised = exc
+                raise
+
+        return migration
 
     def step(self, revision: str, *, upgrade: bool, label: str | None = None) -> Iterator[RevisionStep]:
         """Yield one exact step (``yield from session.step(rev, upgrade=True)``).
@@ -154,8 +168,11 @@ class Session:
             self.context.impl.memo.clear()
         script = _fresh_script(self.script.get_revision(revision), always=self.reload_modules)
         self.recording = True
+        self.raised = None
+        step = RevisionStep(self.script.revision_map, script, upgrade)
+        step.migration_fn = self._keeping_what_it_raises(step.migration_fn)
         try:
-            yield RevisionStep(self.script.revision_map, script, upgrade)
+            yield step
         finally:
             timings.RECORDER.step(revision, label, time.monotonic() - self.started)
         self.recording = False
@@ -501,11 +518,44 @@ class EnvRunner:
                 "migrated or checked. env.py must configure the context on a connection and call "
                 "context.run_migrations() when run online, as the alembic templates do"
             )
+        self._check_ran_to_the_end(sessions)
         if not project.commits_verified:
             self._check_committed(sessions)
             # What env.py commits does not change from run to run: once seen right, it is not read back again.
             project.commits_verified = True
         return sessions
+
+    def _check_ran_to_the_end(self, sessions: list[Session]) -> None:
+        """Fail a run whose env.py returned normally before its migrations finished: it swallowed a failure.
+
+        An env.py that wraps ``context.run_migrations()`` in ``try``/``except`` (Galaxy's
+        catches OperationalError) makes ``alembic upgrade`` exit 0 with the database stopped
+        at the failing step; without this check every item would pass, the later revisions
+        never run.
+        """
+        for session in sessions:
+            if session.finished or session.context.connection is None:
+                continue
+            swallowed = (
+                f"{self.project.env_path} caught this exception and returned normally, so `alembic upgrade` would "
+                "exit 0 with the database stopped here, and every later step silently not run. Let it propagate "
+                "out of context.run_migrations() (re-raise in the except block, after logging it)"
+            )
+            if session.pending is not None:
+                label, rid = session.pending
+                cause = session.raised or RuntimeError(
+                    f"the {label} of {rid[:12]} stopped with an exception env.py caught (it was raised outside the "
+                    "migration's own function: in its transaction's commit, or in env.py)"
+                )
+                failure = self._step_failed(session, cause)
+                failure.sections = (("swallowed by env.py", swallowed), *failure.sections)
+                raise failure
+            done = _completed(session.completed)
+            raise ConfigurationError(
+                f"{self.project.env_path} returned before its migrations finished (steps completed: {done}): it "
+                "stopped iterating the migrations between two steps, or caught an exception raised there. "
+                + swallowed.split(", so ", 1)[1].capitalize()
+            )
 
     def _saw(self, connection: Any) -> None:
         """A statement of user code is about to run on ``connection``: the step's, or one of its own."""
@@ -645,12 +695,23 @@ def _finishing(steps: Iterator[RevisionStep], session: Session) -> Iterator[Revi
     session.finished = True
 
 
+_STATEMENTS_SHOWN = 10
+"""Accepted statements a failure lists in full; beyond that, only those that can write."""
+
+
 def _statement_lines(session: Session) -> list[str]:
     """The SQL the step sent: what the database accepted and which statement it refused."""
     done = [st for st in session.statements if st.done]
     refused = next((st for st in session.statements if not st.done), None)
-    lines = [f"statements the database accepted ({len(done)}):"]
-    lines += [f"  {i}. {st.sql[:300]}" for i, st in enumerate(done, 1)]
+    listed = list(enumerate(done, 1))
+    reads = sum(_reads_only(st.sql) for st in done)
+    title = f"statements the database accepted ({len(done)})"
+    if len(done) > _STATEMENTS_SHOWN and reads:
+        # Batch mode reflects a table in tens of PRAGMAs and SELECTs: only what can write is news.
+        listed = [(i, st) for i, st in listed if not _reads_only(st.sql)]
+        title += f"; the {reads} that change nothing (queries, connection settings) are not listed"
+    lines = [f"{title}:"]
+    lines += [f"  {i}. {st.sql[:300]}" for i, st in listed]
     if refused is not None:
         lines.append(f"statement that failed: {refused.sql[:300]}")
     elif session.statements:
@@ -703,8 +764,9 @@ def _reasoned_state(session: Session, revision: str) -> str:
         )
     if not any(st.done and not _reads_only(st.sql) for st in session.statements):
         return (
-            f"{context.dialect.name} has no transactional DDL, but the statements the database accepted only read: "
-            f"nothing {revision[:12]} ran changed the database. Steps completed earlier in this walk: {done}"
+            f"{context.dialect.name} has no transactional DDL, but the statements the database accepted change "
+            f"nothing (queries, connection settings): nothing {revision[:12]} ran changed the database. Steps "
+            f"completed earlier in this walk: {done}"
         )
     return (
         f"{context.dialect.name} has no transactional DDL: every DDL statement the database accepted stays "
@@ -713,12 +775,20 @@ def _reasoned_state(session: Session, revision: str) -> str:
     )
 
 
+_PERSISTENT_PRAGMAS = ("user_version", "application_id", "journal_mode", "auto_vacuum", "page_size", "schema_version")
+"""SQLite pragmas whose assignment is kept in the database file; every other one sets the connection only."""
+
+
 def _reads_only(sql: str) -> bool:
-    """Whether a statement only reads: SELECT (not ``SELECT ... INTO`` or ``FOR UPDATE``), SHOW, a PRAGMA query."""
+    """Whether a statement changes nothing in the database: SELECT (not ``SELECT ... INTO`` or ``FOR UPDATE``),
+    SHOW, a PRAGMA query, or a setting of the connection (``PRAGMA foreign_keys=OFF``, MySQL's ``SET ...``)."""
     text = sql.lstrip().upper()
     if text.startswith("PRAGMA"):
-        return "=" not in text
+        name = re.sub(r"^PRAGMA\s+(\w+\.)?", "", text).split("=")[0].split("(")[0].strip().lower()
+        return "=" not in text or name not in _PERSISTENT_PRAGMAS
     first = text.split(None, 1)[0] if text else ""
+    if first == "SET":
+        return not re.match(r"SET\s+(GLOBAL|PERSIST|PASSWORD)\b", text)
     return first in ("SELECT", "SHOW", "EXPLAIN", "DESCRIBE") and not re.search(r"\bINTO\b|\bFOR\s+UPDATE\b", text)
 
 

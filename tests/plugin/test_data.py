@@ -492,23 +492,28 @@ connection = op.get_bind()
 op.execute("INSERT INTO runs (n) VALUES (1)")
 run = {run}
 users = [row.id for row in connection.execute(sa.text("SELECT id FROM users ORDER BY id"))]
-op.bulk_insert(settings, [{{"id": uuid.uuid4(), "user_id": user, "run": run}} for user in users])
+op.bulk_insert(settings, [{{"id": {ident}, "user_id": user, "run": run}} for user in users])
 """
 
 
 @pytest.mark.parametrize(
-    ("run", "verdict"),
-    [("1", "passes"), ('connection.execute(sa.text("SELECT count(*) FROM runs")).scalar()', "fails")],
+    ("ident", "run", "verdict"),
+    [
+        ("uuid.uuid4()", "1", "passes"),
+        # Only some rows get a new UUID (Galaxy's dedup): the others keep theirs.
+        ("uuid.uuid5(uuid.NAMESPACE_OID, str(user)) if user % 2 else uuid.uuid4()", "1", "passes"),
+        ("uuid.uuid4()", 'connection.execute(sa.text("SELECT count(*) FROM runs")).scalar()', "fails"),
+    ],
 )
 def test_keys_a_data_migration_makes_with_uuid4_are_not_compared_after_the_re_upgrade(
-    project: Project, run: str, verdict: str
+    project: Project, ident: str, run: str, verdict: str
 ) -> None:
-    """The upgrade fills a new table with id=uuid.uuid4(): the re-upgrade's ids are new, which is no defect
-    (listed in the summary; Mealie). With a value that really differs on the re-upgrade (a count that the
-    downgrade did not reset), the item still fails, shown without the UUID column."""
+    """The upgrade fills a new table with id=uuid.uuid4(), for every row or some: the re-upgrade's ids are new,
+    which is no defect (listed in the summary; Mealie, Galaxy). With a value that really differs on the
+    re-upgrade (a count that the downgrade did not reset), the item still fails."""
     project.revision(**users_table("a1"))
     project.revision("b2", "a1", RUNS, 'op.drop_table("runs")')
-    project.revision("c3", "b2", SETTINGS_UP.format(run=run), 'op.drop_table("user_settings")')
+    project.revision("c3", "b2", SETTINGS_UP.format(ident=ident, run=run), 'op.drop_table("user_settings")')
     result = project.run("--migrations-checks", "stairway", "--migrations-data", "-rA")
     if verdict == "passes":
         result.assert_outcomes(passed=3)
@@ -519,7 +524,7 @@ def test_keys_a_data_migration_makes_with_uuid4_are_not_compared_after_the_re_up
         [
             're-upgrade of revision c3 * gives different rows from the first upgrade: table "user_settings" '
             "(5 lost, 5 new)",
-            '*table "user_settings" (user_id, run):',
+            '*table "user_settings" (id, user_id, run):',
         ]
     )
 
@@ -542,8 +547,8 @@ def test_a_step_raising_after_reads_shows_the_rows_of_the_tables_it_read_and_cla
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*sqlite has no transactional DDL, but the statements the database accepted only read: nothing b2 ran "
-            "changed the database*",
+            "*sqlite has no transactional DDL, but the statements the database accepted change nothing (queries, "
+            "connection settings): nothing b2 ran changed the database*",
             "*rows (--migrations-data):",
             '*table "users": 5 row(s), generated for this revision*',
             "*6 other table(s) the step did not name had rows too",
@@ -553,3 +558,25 @@ def test_a_step_raising_after_reads_shows_the_rows_of_the_tables_it_read_and_cla
     out = result.stdout.str()
     assert "half-migrated" not in out
     assert 'table "other0"' not in out
+
+
+def test_rows_of_a_sqlite_table_copied_with_create_table_as_select_are_read_as_stored(project: Project) -> None:
+    """SQLite declares a DATETIME column copied by CREATE TABLE ... AS SELECT as NUM and keeps its text (Galaxy's
+    backup table): reading its rows as NUMERIC raised inside the plugin; they are read as stored, and pass."""
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("dataset", sa.Column("id", sa.Integer, primary_key=True), sa.Column("made", sa.DateTime))',
+        'op.drop_table("dataset")',
+    )
+    project.revision(
+        "b2",
+        "a1",
+        'op.execute("CREATE TABLE dataset_backup AS SELECT * FROM dataset")',
+        'op.drop_table("dataset_backup")',
+    )
+    project.revision(
+        "c3", "b2", 'op.create_index("ix_made", "dataset", ["made"])', 'op.drop_index("ix_made", "dataset")'
+    )
+    result = project.run("--migrations-checks", "stairway", "--migrations-data")
+    result.assert_outcomes(passed=3)

@@ -148,6 +148,33 @@ def test_a_step_refused_at_its_first_statement_leaves_nothing_even_without_trans
     assert "half-migrated" not in result.stdout.str()
 
 
+def test_a_step_that_set_a_pragma_and_reflected_before_failing_changed_nothing(project: Project) -> None:
+    """Galaxy sets PRAGMA legacy_alter_table=1 around batch mode, which reflects the table in many PRAGMAs and
+    SELECTs, then fails before any DDL: the report says nothing changed (no "half-migrated" advice) and lists
+    only the statements that could write, not every reflection query."""
+    project.revision(**users_table("a1"))
+    project.revision(
+        "b2",
+        "a1",
+        'op.execute("PRAGMA legacy_alter_table=1")\n'
+        'with op.batch_alter_table("users") as b:\n'
+        '    b.drop_constraint("no_such_fk", type_="foreignkey")',
+        "pass",
+    )
+    result = project.run("--migrations-checks", "stairway", "-k", "b2")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*statements the database accepted (*); the * that change nothing (queries, connection settings) are "
+            "not listed:",
+            "*sqlite has no transactional DDL, but the statements the database accepted change nothing*",
+        ]
+    )
+    out = result.stdout.str()
+    assert "half-migrated" not in out
+    assert "PRAGMA main.table_xinfo" not in out
+
+
 def test_undeclared_not_implemented_downgrade_fails_with_the_hint(project: Project) -> None:
     """NotImplementedError in downgrade fails, telling how to declare the revision irreversible."""
     project.revision(**users_table("a1"))

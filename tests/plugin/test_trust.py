@@ -155,6 +155,33 @@ class TestOneRootCauseOneFailure:
         assert "reported in full by" not in result.stdout.str()
 
 
+class TestEnvPyThatHidesFailures:
+    def test_an_env_py_that_swallows_a_migrations_error_fails_where_it_stopped(self, project: Project) -> None:
+        """env.py catches what context.run_migrations() raises (Galaxy catches OperationalError): `alembic upgrade`
+        exits 0 stopped at b2, and every item used to pass with c3 never run. b2 now fails, saying env.py hid it,
+        and what needs b2 is blocked by it."""
+        project.revision(**users_table("a1"))
+        project.revision("b2", "a1", 'op.execute("ALTER TABLE missing ADD COLUMN x INTEGER")', "pass")
+        project.revision("c3", "b2", 'op.create_index("ix_n", "users", ["name"])', 'op.drop_index("ix_n", "users")')
+        project.edit_env(
+            "            context.run_migrations()",
+            "            try:\n                context.run_migrations()\n            except Exception:\n"
+            "                pass  # logged and forgotten",
+        )
+        result = project.run("--migrations-checks", "upgrade_to_head,stairway,downgrade_to_base", "-v")
+        result.assert_outcomes(passed=1, failed=2, skipped=2)
+        result.stdout.fnmatch_lines(["*::stairway?a1? PASSED*", "*::stairway?b2? FAILED*"])
+        result.stdout.fnmatch_lines(
+            [
+                "upgrade of revision b2 * raised OperationalError: *no such table: missing",
+                "  swallowed by env.py:",
+                "    *env.py caught this exception and returned normally, so `alembic upgrade` would exit 0 with the "
+                "database stopped here*re-raise in the except block*",
+            ]
+        )
+        result.stdout.fnmatch_lines(["SKIPPED *c3_rev.py:1: blocked: the stairway of c3 is not tested*"])
+
+
 class TestWhatTeamsDecide:
     def test_accepting_one_known_difference(self, project: Project) -> None:
         """stairway_accept keeps exactly one difference; it is listed as accepted and the item passes."""
