@@ -41,7 +41,7 @@ from .backends.server import MySQLBackend, PostgreSQLBackend
 from .backends.waits import ServerCanceller
 from .data import DataSettings, ReflectionCache, RevisionData, RowCache
 from .envrun import EnvRunner, LiveRun, Plan, Session, end_live_run
-from .exceptions import ConfigurationError, MigrationStepFailed, ProviderError
+from .exceptions import ConfigurationError, MigrationStepFailed, ProviderError, first_line
 from .history import RevisionGraph
 from .mysql_schemas import SharedSchemas
 from .policy import Policy
@@ -120,6 +120,8 @@ class Harness:
         """The rows ``migrations_revision_data`` names, once loaded."""
         self.row_caches: dict[int, RowCache] = {}
         """The rows of the stairway's database (one per multidb database) as last read (:class:`~.data.RowCache`)."""
+        self._baseline_error: ConfigurationError | None = None
+        """Why the baseline could not be created, once seen: every later database fails with it at once."""
         self.broken: dict[str, MigrationStepFailed] = {}
         """Revisions whose upgrade failed in this process, with the failure: walks go around them."""
         self.broken_on_rows: set[str] = set()
@@ -198,12 +200,20 @@ class Harness:
         dbs = DatabaseSet(names, {s: self.backend.create(n) for s, n in names.items()})
         self._owned[dbs.key] = dbs
         if self.baseline is not None:
-            for url in dbs.urls.values():
-                engine = sa.create_engine(url, poolclass=NullPool)
-                try:
-                    self.baseline.create_all(engine)
-                finally:
-                    engine.dispose()
+            try:
+                if self._baseline_error is not None:
+                    raise self._baseline_error
+                for url in dbs.urls.values():
+                    engine = sa.create_engine(url, poolclass=NullPool)
+                    try:
+                        self.baseline.create_all(engine)
+                    finally:
+                        engine.dispose()
+            except Exception as exc:
+                self.drop(dbs)
+                if self._baseline_error is None:
+                    self._baseline_error = _baseline_failed(self.backend.dialect, exc)
+                raise self._baseline_error from None
         return dbs
 
     def fresh_snapshots(self) -> list[SchemaSnapshot]:
@@ -520,6 +530,17 @@ class Harness:
             if not empty_tables and (position == len(self.graph) or position % self.checkpoint_every == 0):
                 self.keep_checkpoint(dbs, position)
         return dbs
+
+
+def _baseline_failed(dialect: str, exc: Exception) -> ConfigurationError:
+    """One line for a baseline the database refuses, instead of a traceback (and its whole DDL) per item."""
+    statement = getattr(exc, "statement", None)
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    where = f" at: {' '.join(str(statement).split())[:300]}" if statement else ""
+    return ConfigurationError(
+        f"the baseline (migrations_baseline) could not be created on {dialect}: {type(cause).__name__}: "
+        f"{first_line(cause)}{where}. Fix the baseline's DDL for {dialect}, or give it for the databases it works on"
+    )
 
 
 def _version_table(session: Session) -> str:

@@ -151,6 +151,33 @@ def test_baseline_schema_for_histories_that_start_from_create_all(project: Proje
     result.assert_outcomes(passed=3)
 
 
+def test_a_baseline_the_database_refuses_is_one_line_naming_the_setting(project: Project) -> None:
+    """A baseline whose DDL fails (Galaxy's pg_dump replay) gave every item a traceback through the plugin, with
+    the whole DDL in it (44 MB on Galaxy): each item now says in one line that the baseline failed, and why."""
+    project.pytester.makepyfile(
+        baseline="""
+        import sqlalchemy as sa
+        metadata = sa.MetaData()
+        sa.Table("legacy", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                 sa.CheckConstraint("this is not sql", name="bad"))
+        """
+    )
+    project.revision(**users_table("a1"))
+    result = project.run(
+        "--migrations-checks", "upgrade_to_head,stairway", "--migrations-baseline", "baseline:metadata"
+    )
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "the baseline (migrations_baseline) could not be created on sqlite: OperationalError: * at: CREATE "
+            "TABLE legacy (*). Fix the baseline's DDL for sqlite*"
+        ]
+    )
+    out = result.stdout.str()
+    assert "Traceback" not in out and "harness.py" not in out
+    assert list(project.root.rglob("pytest_migrations_*.db")) == []
+
+
 def test_downgrade_to_base_compares_with_a_fresh_database(project: Project) -> None:
     """Something left at base is named, compared with a fresh database."""
     project.revision("a1", None, 'op.create_table("keep", sa.Column("id", sa.Integer, primary_key=True))', "pass")
