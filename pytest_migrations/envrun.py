@@ -536,10 +536,10 @@ class EnvRunner:
         for session in sessions:
             if session.finished or session.context.connection is None:
                 continue
-            swallowed = (
-                f"{self.project.env_path} caught this exception and returned normally, so `alembic upgrade` would "
-                "exit 0 with the database stopped here, and every later step silently not run. Let it propagate "
-                "out of context.run_migrations() (re-raise in the except block, after logging it)"
+            consequence = (
+                "`alembic upgrade` would exit 0 with the database stopped here, and every later step silently not "
+                "run. Let it propagate out of context.run_migrations() (re-raise in the except block, after "
+                "logging it)"
             )
             if session.pending is not None:
                 label, rid = session.pending
@@ -548,13 +548,14 @@ class EnvRunner:
                     "migration's own function: in its transaction's commit, or in env.py)"
                 )
                 failure = self._step_failed(session, cause)
+                swallowed = f"{self.project.env_path} caught this exception and returned normally, so {consequence}"
                 failure.sections = (("swallowed by env.py", swallowed), *failure.sections)
                 raise failure
             done = _completed(session.completed)
             raise ConfigurationError(
                 f"{self.project.env_path} returned before its migrations finished (steps completed: {done}): it "
-                "stopped iterating the migrations between two steps, or caught an exception raised there. "
-                + swallowed.split(", so ", 1)[1].capitalize()
+                "stopped iterating the migrations between two steps, or caught an exception raised there: "
+                f"{consequence}"
             )
 
     def _saw(self, connection: Any) -> None:
@@ -721,16 +722,18 @@ def _statement_lines(session: Session) -> list[str]:
     return lines
 
 
-def _rolled_back_with_the_run(session: Session) -> bool:
-    """Whether the failure rolled back earlier steps too: env.py's one transaction held them all."""
-    context = session.context
+def _rolled_back(session: Session) -> bool:
+    """Whether the failure rolled the step back whole: transactional DDL, and nothing committed during it."""
     return bool(
-        session.in_run
-        and context.impl.transactional_ddl
+        session.context.impl.transactional_ddl
         and not session.committed
         and not any(st.commits and st.done for st in session.statements)
-        and not context.opts.get("transaction_per_migration")
     )
+
+
+def _rolled_back_with_the_run(session: Session) -> bool:
+    """Whether the failure rolled back earlier steps too: env.py's one transaction held them all."""
+    return bool(session.in_run) and not session.context.opts.get("transaction_per_migration") and _rolled_back(session)
 
 
 def _reasoned_state(session: Session, revision: str) -> str:
@@ -739,10 +742,10 @@ def _reasoned_state(session: Session, revision: str) -> str:
     done = _completed(session.completed)
     in_run = len(session.in_run)
     committed_at = max((i for i, st in enumerate(session.statements, 1) if st.commits and st.done), default=0)
-    if context.impl.transactional_ddl and not session.committed and not committed_at:
+    if _rolled_back(session):
         scope = "that step" if context.opts.get("transaction_per_migration") else "this walk"
         also = ""
-        if in_run and scope == "this walk":  # env.py's one transaction held every step of this env.py run
+        if _rolled_back_with_the_run(session):  # env.py's one transaction held every step of this env.py run
             also = (
                 f" (env.py runs every step in one transaction: the {in_run} earlier step(s) of this env.py run, the "
                 "plugin's walk to this revision included, are gone too)"

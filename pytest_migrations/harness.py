@@ -196,13 +196,13 @@ class Harness:
         """A new set of fresh databases: empty, or holding the baseline tables."""
         if self._spares:
             return self._spares.pop()
+        if self._baseline_error is not None:
+            raise self._baseline_error
         names = self._names()
         dbs = DatabaseSet(names, {s: self.backend.create(n) for s, n in names.items()})
         self._owned[dbs.key] = dbs
         if self.baseline is not None:
             try:
-                if self._baseline_error is not None:
-                    raise self._baseline_error
                 for url in dbs.urls.values():
                     engine = sa.create_engine(url, poolclass=NullPool)
                     try:
@@ -211,8 +211,7 @@ class Harness:
                         engine.dispose()
             except Exception as exc:
                 self.drop(dbs)
-                if self._baseline_error is None:
-                    self._baseline_error = _baseline_failed(self.backend.dialect, exc)
+                self._baseline_error = _baseline_failed(self.backend.dialect, exc)
                 raise self._baseline_error from None
         return dbs
 

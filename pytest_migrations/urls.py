@@ -118,16 +118,12 @@ def as_application_url(url: URL) -> URL:
     ``create_engine`` resolves ``postgresql://`` to that same driver. A driver that is not
     the default (``+asyncpg``, ``+pymysql`` where mysqlclient is missing) stays.
     """
-    backend = url.get_backend_name()
-    if url.drivername == backend:
-        return url
-    try:
-        from sqlalchemy.dialects import registry
+    from .providers import sqlalchemy_driver
 
-        default = registry.load(backend).driver
-    except Exception:  # a dialect SQLAlchemy does not know by that name: keep what works
-        return url
-    return url.set(drivername=backend) if url.get_driver_name() == default else url
+    backend = url.get_backend_name()
+    if url.drivername != backend and url.get_driver_name() == sqlalchemy_driver(backend):
+        return url.set(drivername=backend)
+    return url
 
 
 @contextmanager

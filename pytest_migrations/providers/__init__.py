@@ -41,6 +41,17 @@ _DBAPI_MODULES = {"mysqldb": "MySQLdb"}
 
 
 @functools.cache
+def sqlalchemy_driver(dialect: str) -> str | None:
+    """The driver SQLAlchemy gives ``dialect://`` (``None``: a dialect it does not know by that name)."""
+    from sqlalchemy.dialects import registry
+
+    try:
+        return str(registry.load(dialect).driver)
+    except Exception:  # NoSuchModuleError, or a third-party dialect that fails to load
+        return None
+
+
+@functools.cache
 def driver_for(dialect: str) -> str:
     """``dialect+driver`` for a server URL that names no driver.
 
@@ -53,10 +64,8 @@ def driver_for(dialect: str) -> str:
     """
     import importlib.util
 
-    from sqlalchemy.dialects import registry
-
-    own = registry.load(dialect).driver
-    for driver in (own, *(d for d in _PREFERRED.get(dialect, ()) if d != own)):
+    own = sqlalchemy_driver(dialect)
+    for driver in (*((own,) if own else ()), *(d for d in _PREFERRED.get(dialect, ()) if d != own)):
         if importlib.util.find_spec(_DBAPI_MODULES.get(driver, driver)) is not None:
             return f"{dialect}+{driver}"
     return DEFAULT_DRIVERS.get(dialect, dialect)
