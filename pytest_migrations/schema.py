@@ -725,8 +725,15 @@ def _named(name: str | None) -> str:
 _WS = re.compile(r"\s+")
 
 
+# A string literal (kept as written) or a comment (dropped): ``'a -- b'`` holds no comment.
+_LITERAL_OR_COMMENT = re.compile(r"('(?:[^']|'')*')|--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
 def _normalise_sql(sql: str) -> str:
-    """Whitespace and identifier quoting do not change what SQL means here."""
+    """Whitespace, comments and identifier quoting do not change what SQL means here. SQLite keeps
+    a view's or trigger's SQL as written, so a downgrade that re-creates a view without the
+    comment its upgrade had leaves the same view."""
+    sql = _LITERAL_OR_COMMENT.sub(lambda match: match.group(1) or " ", sql)
     sql = _WS.sub(" ", sql.replace('"', "").replace("`", "")).strip()
     sql = re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", sql))
     return sql

@@ -312,6 +312,36 @@ def test_sqlite_default_that_really_changed_is_reported(project: Project) -> Non
     )
 
 
+def _view(columns: str, comment: str = "") -> str:
+    return f'op.execute("DROP VIEW IF EXISTS named_users")\nop.execute("CREATE VIEW named_users AS {comment}SELECT {columns} FROM users")'
+
+
+def _named_users(project: Project, downgrade_columns: str) -> None:
+    """b2 re-creates a1's commented view with a name column; its downgrade re-creates it uncommented."""
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("users", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20)))\n'
+        + _view("id", "/* one row per user */ "),
+        'op.execute("DROP VIEW named_users")\nop.drop_table("users")',
+    )
+    project.revision("b2", "a1", _view("id, name", "-- with names\\n "), _view(downgrade_columns))
+
+
+def test_sqlite_view_re_created_without_its_comments_is_the_same_view(project: Project) -> None:
+    """SQLite keeps a view's SQL as written: a downgrade that re-creates the view without the
+    upgrade's comments leaves the same view (Galaxy)."""
+    _named_users(project, "id")
+    project.run("--migrations-checks", "stairway").assert_outcomes(passed=2)
+
+
+def test_sqlite_view_left_with_another_column_is_reported(project: Project) -> None:
+    _named_users(project, "id, name")
+    result = project.run("--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(['*~ view "named_users": definition*'])
+
+
 # As users run: filterwarnings=error. pytest's own warning about this already imported plugin is not theirs.
 _WARNINGS_AS_ERRORS = ("-W", "error", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 
