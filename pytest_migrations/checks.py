@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from . import changes, since
 from . import data as rowdata
+from .advice import rename_advice, renamed_constraints, suggest_downgrade
 from .exceptions import (
     ConfigurationError,
     MigrationCheckFailed,
@@ -494,7 +495,9 @@ def _compare(
                 "drop the renamed one), or, to keep the label, accept it and make upgrade() add it with ALTER TYPE "
                 "... ADD VALUE IF NOT EXISTS, so that the re-upgrade can run over it"
             )
-        suggestion = suggest_downgrade(diff)
+        for renamed in renamed_constraints(diff):
+            fix += "; " + rename_advice(renamed, expected.dialect)
+        suggestion = suggest_downgrade(diff, dialect=expected.dialect)
         if suggestion:
             fix += "; for what was left behind, downgrade() probably needs:\n" + "\n".join(suggestion)
     else:
@@ -555,7 +558,7 @@ def _with_autogenerate_fix(
         code, title = f"(autogenerate could not compare: {type(exc).__name__}: {exc})", "what autogenerate says"
     if code and title and diff is not None:
         # autogenerate's code replaces the hand-made suggestion for tables; other objects keep theirs.
-        rest = suggest_downgrade(diff, tables_too=False)
+        rest = suggest_downgrade(diff, tables_too=False, dialect=expected.dialect)
         sections = []
         for name, body in mismatch.sections:
             if name == "fix":
@@ -637,56 +640,14 @@ def _verify_fix(harness: Harness, dbs: Any, code: str, expected: SchemaSnapshot,
     remaining = [d for d in expected.diff(after) if d.kind == "table" and d.name in tables]
     if remaining:
         return (
-            f"what autogenerate proposes (NOT a complete fix: applied to a copy of the database, {len(remaining)} "
-            "of the differences above remain)"
+            "what autogenerate proposes (NOT a complete fix: applied to a copy of the database, it leaves "
+            f"{len(remaining)} difference(s) from the schema before the upgrade)"
         )
     return "what autogenerate says downgrade() is missing (applied to a copy of the database, it removes them)"
 
 
 _ENTRIES_SHOWN = 6
 """Accept entries a fix lists at most: accepting more differences than that is rarely what a team means."""
-
-_DROP_KEYWORDS = {
-    "enum": "TYPE",
-    "sequence": "SEQUENCE",
-    "view": "VIEW",
-    "schema": "SCHEMA",
-    "extension": "EXTENSION",
-    "function": "FUNCTION",
-    "role": "ROLE",
-}
-_CONSTRAINT_TYPES = {"foreign key": "foreignkey", "unique constraint": "unique", "check constraint": "check"}
-
-
-_DROP_ORDER = ("view", "table", "function", "enum", "sequence", "role", "extension", "schema")
-"""What depends on what: views on tables, tables (their indexes, defaults, columns) on functions, types,
-sequences and extensions (a gin_trgm_ops index on pg_trgm), everything on its schema; dropped in this order."""
-
-
-def suggest_downgrade(diff: SchemaDiff, *, tables_too: bool = True) -> list[str]:
-    """``op.*`` lines that would remove what a downgrade left behind (the ``+`` differences), in an order
-    the database accepts (:data:`_DROP_ORDER`)."""
-    lines: list[str] = []
-    rank = {kind: number for number, kind in enumerate(_DROP_ORDER)}
-    for d in sorted(diff, key=lambda d: rank.get(d.kind, len(rank))):
-        if d.expected is not None or (d.kind == "table" and not tables_too):
-            continue
-        schema, _, name = d.name.rpartition(".")
-        where = f', schema="{schema}"' if schema else ""
-        if d.fact is None:
-            if d.kind == "table":
-                lines.append(f'op.drop_table("{name}"{where})')
-            elif d.kind in _DROP_KEYWORDS:
-                lines.append(f'op.execute("DROP {_DROP_KEYWORDS[d.kind]} {d.name}")')
-            continue
-        kind, _, item = d.fact.rpartition(" ")
-        if kind == "column":
-            lines.append(f'op.drop_column("{name}", "{item}"{where})')
-        elif kind == "index" and not item.startswith("("):
-            lines.append(f'op.drop_index("{item}", table_name="{name}"{where})')
-        elif kind in _CONSTRAINT_TYPES and not item.startswith("("):
-            lines.append(f'op.drop_constraint("{item}", "{name}", type_="{_CONSTRAINT_TYPES[kind]}"{where})')
-    return [f"    {line}" for line in lines]
 
 
 def alembic_order(harness: Harness, *, downgrade: bool = False) -> list[str]:

@@ -6,6 +6,8 @@ difference of the same kind that must still be reported.
 
 from __future__ import annotations
 
+import pytest
+
 from ..conftest import server_url
 from ..helpers import Project
 
@@ -340,6 +342,64 @@ def test_sqlite_view_left_with_another_column_is_reported(project: Project) -> N
     result = project.run("--migrations-checks", "stairway")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(['*~ view "named_users": definition*'])
+
+
+_POSTS = (
+    'op.create_table("users", sa.Column("id", sa.Integer, primary_key=True))\n'
+    'op.create_table("posts", sa.Column("id", sa.Integer, primary_key=True), '
+    'sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE")))'
+)
+_RESTORE_USER_ID = {
+    "named": 'with op.batch_alter_table("posts") as b:\n'
+    '    b.add_column(sa.Column("user_id", sa.Integer))\n'
+    '    b.create_foreign_key("fk_posts_user", "users", ["user_id"], ["id"], ondelete="CASCADE")',
+    # What the report advises, on each database.
+    "sqlite": 'op.add_column("posts", sa.Column("user_id", sa.Integer))\n'
+    'with op.batch_alter_table("posts", recreate="always", reflect_args=[sa.ForeignKeyConstraint(["user_id"], '
+    '["users.id"], ondelete="CASCADE")]):\n    pass',
+    "mysql": 'op.add_column("posts", sa.Column("user_id", sa.Integer))\n'
+    'op.create_foreign_key(None, "posts", "users", ["user_id"], ["id"], ondelete="CASCADE")',
+}
+_UNNAMED_ADVICE = {
+    "sqlite": '*with op.batch_alter_table("posts", recreate="always", reflect_args=[sa.ForeignKeyConstraint(?"user_id"?, '
+    '?"users.id"?, ondelete="CASCADE")?):',
+    "mysql": '*op.create_foreign_key(None, "posts", "users", ?"user_id"?, ?"id"?, onupdate="RESTRICT", ondelete="CASCADE")',
+}
+
+
+_DROP_USER_ID = {
+    "sqlite": 'with op.batch_alter_table("posts", recreate="always") as b:\n    b.drop_column("user_id")',
+    "mysql": 'op.drop_constraint("posts_ibfk_1", "posts", type_="foreignkey")\nop.drop_column("posts", "user_id")',
+}
+
+
+def _unnamed_foreign_key(project: Project, dialect: str, restore: str) -> list[str]:
+    """b2 drops posts.user_id, with the unnamed foreign key a1 gave it; its downgrade restores both as ``restore``."""
+    project.revision("a1", None, _POSTS, 'op.drop_table("posts")\nop.drop_table("users")')
+    project.revision("b2", "a1", _DROP_USER_ID[dialect], _RESTORE_USER_ID[restore])
+    url = [] if dialect == "sqlite" else ["--migrations-url", server_url(dialect)]
+    return ["--migrations-checks", "stairway", *url]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "mysql"])
+def test_foreign_key_brought_back_named_is_advised_unnamed_not_dropped(project: Project, dialect: str) -> None:
+    """A downgrade that re-creates an unnamed foreign key under a name is a difference; dropping the
+    named one would remove the foreign key (Galaxy), so the advice is to create it as it was."""
+    result = project.run(*_unnamed_foreign_key(project, dialect, "named"))
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            '*foreign key (user_id) -> users(id) *CASCADE of table "posts" came back named fk_posts_user, '
+            "but before the upgrade it had no name: create it without one, in place of the named one*",
+            _UNNAMED_ADVICE[dialect],
+        ]
+    )
+    assert "drop_constraint" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "mysql"])
+def test_foreign_key_re_created_as_the_advice_says_passes(project: Project, dialect: str) -> None:
+    project.run(*_unnamed_foreign_key(project, dialect, dialect)).assert_outcomes(passed=2)
 
 
 # As users run: filterwarnings=error. pytest's own warning about this already imported plugin is not theirs.

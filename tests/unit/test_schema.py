@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_migrations.checks import suggest_downgrade
+from pytest_migrations.advice import suggest_downgrade
 from pytest_migrations.pg_catalog import _pg_column, _pg_constraint, _pg_function_definition
 from pytest_migrations.policy import accept_entry, matches
 from pytest_migrations.schema import (
@@ -247,3 +247,22 @@ def test_the_suggested_downgrade_drops_what_tables_use_after_the_tables() -> Non
         'op.execute("DROP EXTENSION pg_trgm")',
         'op.execute("DROP SCHEMA audit")',
     ]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "lines"),
+    [
+        ("postgresql", ['op.drop_constraint("uq_email", "users", type_="unique")']),
+        (
+            "sqlite",
+            [
+                'with op.batch_alter_table("users") as batch_op:',
+                'batch_op.drop_constraint("uq_email", type_="unique")',
+            ],
+        ),
+    ],
+)
+def test_a_constraint_left_behind_is_dropped_in_batch_mode_on_sqlite(dialect: str, lines: list[str]) -> None:
+    """SQLite has no ALTER for constraints: op.drop_constraint raises there, batch mode does not."""
+    diff = SchemaDiff((Difference("table", "users", "unique constraint uq_email", None, "(email)"),))
+    assert [line.strip() for line in suggest_downgrade(diff, dialect=dialect)] == lines
