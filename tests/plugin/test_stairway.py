@@ -312,3 +312,25 @@ def test_checkpoints_are_kept_only_once_the_cursor_is_lost(project: Project, tmp
         assert len(clones) == 4  # item r09 started from a copy of the one at position 8
     finally:
         harness.close()
+
+
+def test_tables_with_a_foreign_key_cycle_get_the_autogenerate_fix_without_warnings(project: Project) -> None:
+    """The plugin's own reflection of two tables that point at each other warns in SQLAlchemy: under
+    filterwarnings=error, as users run, the failure still shows autogenerate's fix, and no warning."""
+    project.revision(
+        "a1",
+        None,
+        'op.create_table("a", sa.Column("id", sa.Integer, primary_key=True), sa.Column("b_id", sa.Integer))\n'
+        'op.create_table("b", sa.Column("id", sa.Integer, primary_key=True), '
+        'sa.Column("a_id", sa.Integer, sa.ForeignKey("a.id")))\n'
+        'with op.batch_alter_table("a") as batch_op:\n'
+        '    batch_op.create_foreign_key("fk_a_b", "b", ["b_id"], ["id"])',
+        'op.drop_table("b")\nop.drop_table("a")',
+    )
+    project.revision("b2", "a1", 'op.add_column("a", sa.Column("x", sa.Integer))', "pass")
+    result = project.run(
+        "--migrations-checks", "stairway", "-W", "error", "-W", "ignore::pytest.PytestAssertRewriteWarning"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*what autogenerate says downgrade() is missing*", "*batch_op.drop_column('x')"])
+    assert "Warning" not in result.stdout.str()
