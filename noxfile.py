@@ -27,7 +27,7 @@ def _run(session: nox.Session, *pins: str) -> None:
     session.install("-e", f".[{EXTRAS}]", *pins)
     session.install("filelock")
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
-    session.run("pytest", "-n", "0", "-p", "no:randomly", *(session.posargs or DEFAULT_TESTS))
+    session.run("pytest", "-n", "2", "-p", "no:randomly", *(session.posargs or DEFAULT_TESTS))
 
 
 @nox.session(python="3.10")
