@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ..conftest import plugin_databases, server_url
 from ..helpers import Project, users_table
 
@@ -179,3 +181,48 @@ def test_mariadb_index_a_foreign_key_needs_gets_the_hint(project: Project) -> No
     result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*1553*", "*fix:", "*drop the foreign key first*"])
+
+
+UNNAMED_FK = {
+    "rev": "a1",
+    "upgrade": 'op.create_table("teams", sa.Column("id", sa.Integer, primary_key=True))\n'
+    'op.create_table("users", sa.Column("id", sa.Integer, primary_key=True), sa.Column("team_id", sa.Integer))',
+    "downgrade": 'op.drop_table("users")\nop.drop_table("teams")',
+}
+LOOKED_UP_FK = """
+name = next(
+    c["name"]
+    for c in sa.inspect(op.get_bind()).get_foreign_keys("users")
+    if c["constrained_columns"] == ["team_id"]
+)
+op.drop_constraint(name, "users", type_="foreignkey")
+"""
+
+
+@pytest.mark.parametrize(("dialect", "generated"), [("postgresql", "users_team_id_fkey"), ("mysql", "users_ibfk_1")])
+def test_dropping_a_constraint_by_no_name_names_the_one_the_database_gave(
+    project: Project, dialect: str, generated: str
+) -> None:
+    """``op.drop_constraint(None, ...)`` (CTFd's downgrades): MariaDB's bare assert keeps its line, both get a fix.
+
+    The fix names the database's own name for the foreign key and how to look it up;
+    followed (with MySQL's leftover index, which the next report names), the downgrade passes.
+    """
+    url = server_url(dialect)
+    project.revision(**UNNAMED_FK)
+    upgrade = 'op.create_foreign_key(None, "users", "teams", ["team_id"], ["id"])'
+    path = project.revision("b2", "a1", upgrade, 'op.drop_constraint(None, "users", type_="foreignkey")')
+    result = project.run("--migrations-url", url, "--migrations-checks", "stairway")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    if dialect == "mysql":
+        assert "in format_constraint\n        assert name is not None" in out
+    assert "b2_rev.py calls op.drop_constraint(None, 'users', type_='foreignkey')" in out
+    assert f"The database named the foreign key of `users` itself: {generated} ((team_id)" in out
+    assert "sa.inspect(op.get_bind()).get_foreign_keys('users')" in out
+
+    path.unlink()
+    # MySQL keeps the index it made for the foreign key; the next report says so, and this is its fix.
+    index = '\nop.drop_index("team_id", table_name="users")' if dialect == "mysql" else ""
+    project.revision("b2", "a1", upgrade, LOOKED_UP_FK + index)
+    project.run("--migrations-url", url, "--migrations-checks", "stairway").assert_outcomes(passed=2)

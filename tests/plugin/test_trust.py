@@ -336,6 +336,66 @@ class TestTrueMessages:
         result.stdout.fnmatch_lines(["downgrade of revision b2 *", "*fix:", "*SQLite cannot ALTER * in place*"])
         assert "irreversible = True" not in result.stdout.str()
 
+    @pytest.mark.parametrize("batch", [False, True])
+    def test_sqlite_drop_of_an_unnamed_constraint_gets_the_naming_convention_recipe(
+        self, project: Project, batch: bool
+    ) -> None:
+        """``drop_constraint(None, ...)`` on SQLite: batch mode alone cannot help, the recipe given leads to a pass."""
+        project.revision(
+            "a1",
+            None,
+            'op.create_table("teams", sa.Column("id", sa.Integer, primary_key=True))',
+            'op.drop_table("teams")',
+        )
+        users = (
+            'op.create_table("users", sa.Column("id", sa.Integer, primary_key=True), '
+            'sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id")))'
+        )
+        drop = (
+            'with op.batch_alter_table("users") as b:\n    b.drop_constraint(None, type_="foreignkey")'
+            if batch
+            else 'op.drop_constraint(None, "users", type_="foreignkey")'
+        )
+        path = project.revision("b2", "a1", users, drop + '\nop.drop_table("users")')
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=1, failed=1)
+        out = result.stdout.str()
+        assert "b2_rev.py calls op.drop_constraint(None, 'users', type_='foreignkey')" in out
+        assert "with op.batch_alter_table('users', naming_convention=" in out
+        assert "SQLite cannot ALTER" not in out
+
+        path.unlink()
+        recipe = (
+            'with op.batch_alter_table("users", naming_convention='
+            '{"fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s"}) as b:\n'
+            '    b.drop_constraint("fk_users_team_id_teams", type_="foreignkey")'
+        )
+        project.revision("b2", "a1", users, recipe + '\nop.drop_table("users")')
+        project.run("--migrations-checks", "stairway").assert_outcomes(passed=2)
+
+    def test_sqlite_batch_constraint_without_a_name_gets_told_to_name_it(self, project: Project) -> None:
+        """Batch mode's bare "Constraint must have a name" says which constraint and how; named, it passes."""
+        project.revision(**users_table("a1"))
+        project.revision(
+            "b2",
+            "a1",
+            'op.create_table("teams", sa.Column("id", sa.Integer, primary_key=True))',
+            'op.drop_table("teams")',
+        )
+        column = 'sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"{name}))'
+        down = 'with op.batch_alter_table("users") as b:\n    b.drop_column("team_id")'
+        up = 'with op.batch_alter_table("users") as b:\n    b.add_column(' + column + ")"
+        path = project.revision("c3", "b2", up.format(name=""), down)
+        result = project.run("--migrations-checks", "stairway")
+        result.assert_outcomes(passed=2, failed=1)
+        result.stdout.fnmatch_lines(
+            ["upgrade of revision c3 * raised ValueError: Constraint must have a name", "*fix:", "*give it one*"]
+        )
+
+        path.unlink()
+        project.revision("c3", "b2", up.format(name=', name="fk_users_team_id_teams"'), down)
+        project.run("--migrations-checks", "stairway").assert_outcomes(passed=3)
+
     def test_sys_exit_in_a_migration_is_an_item_failure(self, project: Project) -> None:
         """sys.exit() inside upgrade() fails that item, naming revision and line; the run goes on."""
         project.revision(**users_table("a1"))
