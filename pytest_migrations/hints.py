@@ -235,12 +235,10 @@ def _unnamed_drop_fix(table: str, type_: str | None, filename: str, before: Sche
 
 def _generated_names(before: SchemaSnapshot | None, table: str, what: str) -> list[str]:
     """The database's own names for ``table``'s constraints of kind ``what``, each with its definition."""
-    if before is None:
-        return []
-    state = next((s for (kind, name), s in before.objects.items() if kind == "table" and name == table), None)
+    state = before.objects.get(("table", table)) if before is not None else None
     if state is None:
         return []
-    kinds = ("foreign key", "unique", "check constraint", "primary key") if what == "constraint" else (what,)
+    kinds = tuple(_CONSTRAINT_TYPES.values()) if what == "constraint" else (what,)
     facts = dict(state.facts)
     return [
         f"{note.removeprefix('named ').split(';')[0]} ({facts.get(key, key)})"
